@@ -1,0 +1,683 @@
+"""``Client``: one provider preset, connection reuse, retries, streaming into a Completion.
+
+The protocol work is done once, in :class:`_Call` (pure state: lines in, events out); the sync
+and async clients are thin shells that move bytes and sleep between retries. Low-level httpx
+errors are mapped onto ours in exactly one place each (:meth:`_Call.transport_error`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from . import _retry
+from ._sse import SSEDecoder
+from .completion import Completion
+from .errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ConnectError,
+    MissingKeyError,
+    NotFoundError,
+    QwqError,
+    RateLimitError,
+    ServerError,
+    StreamError,
+    TimeoutError,
+    mask,
+    register_secret,
+)
+from .events import Event, Finish, Usage
+from .params import SamplingParams, normalize_names
+from .providers import Preset, get_preset
+from .providers._common import error_from_obj, error_message
+from .reasoning import ThinkMode, ThinkSplitter
+from .request import DIALECTS, PreparedRequest, build_messages, prepare
+
+__all__ = ["AsyncStream", "Client", "Stream"]
+
+DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
+USER_AGENT = "qwq-magic/0.1"
+_CF_NO_SUCH_MODEL = (5007, 3042)
+_BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+def _env(name: str) -> str | None:
+    v = os.environ.get(name)
+    return v.strip() if v and v.strip() else None
+
+
+def _timeout(t: float | httpx.Timeout | None) -> httpx.Timeout:
+    if t is None:
+        return DEFAULT_TIMEOUT
+    if isinstance(t, httpx.Timeout):
+        return t
+    return httpx.Timeout(float(t), connect=min(10.0, float(t)))
+
+
+class Client:
+    """A connection to one provider.
+
+    >>> client = Client("deepinfra")                        # key from DEEPINFRA_TOKEN
+    >>> res = client.complete("What is 2+2?", temperature=0.6, max_tokens=512)
+    >>> res.reasoning, res.content, res.usage, res.cost
+
+    Every preset takes ``base_url=``, ``api_key=``, ``model=`` and ``timeout=``; Cloudflare
+    also ``account_id=``. ``QWQ_PROVIDER``, ``QWQ_MODEL``, ``QWQ_BASE_URL`` and ``QWQ_API_KEY``
+    override each preset's own environment variables (explicit arguments win over both).
+    """
+
+    def __init__(
+        self,
+        preset: str | None = None,
+        *,
+        model: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        account_id: str | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int = 2,
+        max_retry_wait: float = 60.0,
+        think: ThinkMode | None = None,
+        params: SamplingParams | Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        cassette: str | os.PathLike[str] | None = None,
+        mode: str | None = None,
+    ) -> None:
+        env_provider = _env("QWQ_PROVIDER")
+        name = preset or env_provider
+        if name is None:
+            name = _detect_preset()
+        self._preset: Preset = get_preset(name)
+        env_applies = env_provider is None or env_provider.lower() == self._preset.name
+        self.model: str = (
+            model or (_env("QWQ_MODEL") if env_applies else None) or self._preset.default_model
+        )
+        url = base_url or (_env("QWQ_BASE_URL") if env_applies else None) or self._preset.base_url
+        if not url.startswith(("http://", "https://")):
+            raise ConfigurationError(
+                f"base_url must start with http:// or https://; got {url!r}. "
+                "Example: http://localhost:11434/v1"
+            )
+        self.base_url: str = url.rstrip("/")
+        self._key: str | None = api_key or _env("QWQ_API_KEY")
+        if self._key is None:
+            for var in self._preset.key_env:
+                self._key = _env(var)
+                if self._key:
+                    break
+        register_secret(self._key)
+        self.account_id: str | None = account_id or _env("CLOUDFLARE_ACCOUNT_ID")
+        self.timeout = _timeout(timeout)
+        self.max_retries = max(0, int(max_retries))
+        self.max_retry_wait = max_retry_wait
+        self.think = think
+        self.params = _as_params(params)
+        self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        self._http: httpx.Client | None = None
+        self._ahttp: httpx.AsyncClient | None = None
+        self.cassette = None
+        if cassette is not None:
+            from .cassette import Cassette
+
+            self.cassette = Cassette(cassette, mode=mode or "replay")
+        # what worked for JSON mode on this server (structured output fallback memory)
+        self.json_mode_memory: dict[str, str] = {}
+
+    # -- introspection -----------------------------------------------------------------------
+    @property
+    def provider(self) -> str:
+        return self._preset.name
+
+    @property
+    def preset(self) -> Preset:
+        return self._preset
+
+    @property
+    def has_key(self) -> bool:
+        return self._key is not None
+
+    def __repr__(self) -> str:
+        key = f", api_key={mask(self._key)!r}" if self._key else ""
+        return f"Client({self.provider!r}, model={self.model!r}, base_url={self.base_url!r}{key})"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close pooled connections (sync and async)."""
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+        if self._ahttp is not None:
+            ahttp, self._ahttp = self._ahttp, None
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                asyncio.run(ahttp.aclose())
+            else:
+                _BACKGROUND.add(t := loop.create_task(ahttp.aclose()))
+                t.add_done_callback(_BACKGROUND.discard)
+
+    async def aclose(self) -> None:
+        if self._ahttp is not None:
+            await self._ahttp.aclose()
+            self._ahttp = None
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _sync_http(self) -> httpx.Client:
+        if self._http is None:
+            self._http = httpx.Client(timeout=self.timeout, headers=self._headers)
+        return self._http
+
+    def _async_http(self) -> httpx.AsyncClient:
+        if self._ahttp is None:
+            self._ahttp = httpx.AsyncClient(timeout=self.timeout, headers=self._headers)
+        return self._ahttp
+
+    # -- building requests -------------------------------------------------------------------
+    def prepare(
+        self,
+        prompt: str | Sequence[Mapping[str, Any]] | None = None,
+        *,
+        system: str | None = None,
+        history: Sequence[Mapping[str, Any]] | None = None,
+        model: str | None = None,
+        params: SamplingParams | Mapping[str, Any] | None = None,
+        json_schema: Any = None,
+        json_mode: str | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        stream: bool = True,
+        extra_body: dict[str, Any] | None = None,
+        **kw: Any,
+    ) -> PreparedRequest:
+        """Validate everything and build the request without sending it (``--dry-run``)."""
+        model = model or self.model
+        merged = {**self.params.as_dict(), **_as_params(params).as_dict(), **normalize_names(kw)}
+        messages = build_messages(prompt, system=system, history=history)
+        response_format = None
+        schema = None
+        mode = None
+        if json_schema is not None:
+            from . import structured
+
+            schema = structured.to_json_schema(json_schema)
+            info = self._preset.model_info(model)
+            mode = json_mode or self.json_mode_memory.get(self._json_key(model)) or info.json_modes[0]
+            response_format, messages, stream_ok = structured.wire_form(mode, schema, messages)
+            stream = stream and stream_ok
+        req = prepare(
+            self._preset, base_url=self.base_url, model=model, account_id=self.account_id,
+            messages=messages, params=merged, stream=stream, think=self.think,
+            response_format=response_format, tools=tools, extra_body=extra_body,
+        )
+        req.json_schema = schema
+        req.json_mode = mode
+        req.schema_source = json_schema
+        return req
+
+    def _json_key(self, model: str) -> str:
+        return f"{self.base_url}|{model}"
+
+    def _check_key(self) -> None:
+        if self._key is None and self._preset.key_required:
+            raise MissingKeyError(self.provider, self._preset.key_env)
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._key}"} if self._key else {}
+
+    # -- streaming ---------------------------------------------------------------------------
+    def stream(self, prompt: Any = None, **kw: Any) -> Stream:
+        """Stream events (``ReasoningDelta``, ``ContentDelta``, ``ToolCallDelta``, ``Usage``,
+        ``Finish``); the folded :class:`Completion` is ``stream.completion``."""
+        req = kw.pop("request", None) or self.prepare(prompt, **kw)
+        return Stream(self, req)
+
+    def astream(self, prompt: Any = None, **kw: Any) -> AsyncStream:
+        """Async version of :meth:`stream`: ``async for ev in client.astream(...)``."""
+        req = kw.pop("request", None) or self.prepare(prompt, **kw)
+        return AsyncStream(self, req)
+
+    def complete(self, prompt: Any = None, **kw: Any) -> Completion:
+        """Send, wait for the whole reply, return the :class:`Completion`."""
+        s = self.stream(prompt, **kw)
+        for _ in s:
+            pass
+        return s.completion
+
+    async def acomplete(self, prompt: Any = None, **kw: Any) -> Completion:
+        s = self.astream(prompt, **kw)
+        async for _ in s:
+            pass
+        return s.completion
+
+
+def _as_params(p: SamplingParams | Mapping[str, Any] | None) -> SamplingParams:
+    if p is None:
+        return SamplingParams()
+    if isinstance(p, SamplingParams):
+        return p
+    if hasattr(p, "as_dict"):
+        return SamplingParams.from_kwargs(**p.as_dict())
+    return SamplingParams.from_kwargs(**dict(p))
+
+
+def _detect_preset() -> str:
+    """With nothing configured: the first hosted preset whose key is in the environment."""
+    from .providers import PRESETS
+
+    for name, p in PRESETS.items():
+        if p.key_required and any(_env(v) for v in p.key_env):
+            return name
+    if _env("QWQ_BASE_URL") or _env("QWQ_API_KEY"):
+        return "openai"
+    raise ConfigurationError(
+        "No provider configured. Set one of: DEEPINFRA_TOKEN (deepinfra), AIMLAPI_KEY (aimlapi), "
+        "CLOUDFLARE_API_TOKEN + CLOUDFLARE_ACCOUNT_ID (cloudflare), or QWQ_BASE_URL for any "
+        "OpenAI-compatible server (Ollama: http://localhost:11434/v1) — or pass a preset name: "
+        "Client('deepinfra')."
+    )
+
+
+class _Call:
+    """The state of one call: the prepared request in, events and a Completion out.
+
+    No I/O here: the shells feed it response lines and ask it what to do about errors.
+    """
+
+    __slots__ = ("client", "completion", "done", "finished", "parse", "req", "splitter", "sse")
+
+    def __init__(self, client: Client, req: PreparedRequest) -> None:
+        self.client = client
+        self.req = req
+        self.completion = Completion(
+            provider=req.provider, model=req.model, messages=req.messages, params=req.params,
+            schema=req.json_schema, price_in=req.info.price_in, price_out=req.info.price_out,
+        )
+        self.completion.timings.start = time.perf_counter()
+        self.splitter = ThinkSplitter(req.think)
+        self.sse = SSEDecoder()
+        self.parse = DIALECTS[self.client.preset.dialect].parse_chunk
+        self.done = False
+        self.finished = False
+
+    @property
+    def started(self) -> bool:
+        c = self.completion
+        return bool(c.reasoning_pieces or c.content_pieces or c.tool_calls)
+
+    def request_kwargs(self) -> dict[str, Any]:
+        return {
+            "method": "POST",
+            "url": self.req.url,
+            "json": self.req.body,
+            "headers": {**self.req.headers, **self.client._auth_headers()},
+        }
+
+    # -- the response ------------------------------------------------------------------------
+    def feed_line(self, line: str) -> list[Event]:
+        ev = self.sse.feed(line)
+        if ev is None:
+            return []
+        return self._on_event(ev[0], ev[1])
+
+    def _on_event(self, name: str, data: str) -> list[Event]:
+        if data == "[DONE]":
+            self.done = True
+            return []
+        if not data:
+            return []
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            raise self._broken(f"the provider sent a malformed chunk: {data[:200]!r}") from None
+        if name == "error":
+            msg, code = error_from_obj(obj)
+            raise self._broken(f"the provider reported an error mid-stream: {msg}", code=code)
+        raw: list[Event] = []
+        try:
+            self.parse(obj, raw)
+        except StreamError as e:
+            raise self._broken(str(e), code=e.code) from None
+        return self._fold(raw)
+
+    def _fold(self, raw: list[Event]) -> list[Event]:
+        out: list[Event] = []
+        process = self.splitter.process
+        for e in raw:
+            process(e, out)
+        add = self.completion.add
+        for e in out:
+            add(e)
+            if type(e) is Finish:
+                self.finished = True
+        return out
+
+    def feed_body(self, text: str) -> list[Event]:
+        """A whole JSON body (non-streaming request, or a server that ignored stream:true)."""
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            raise self._broken(f"the provider sent a non-JSON body: {text[:200]!r}") from None
+        self.done = True
+        raw: list[Event] = []
+        self.parse(obj, raw)
+        return self._fold(raw)
+
+    def end(self) -> list[Event]:
+        """The response ended: flush, infer a missing finish, detect truncation."""
+        out: list[Event] = []
+        tail = self.sse.close()
+        if tail is not None:
+            out += self._on_event(*tail)
+        rest: list[Event] = []
+        self.splitter.flush(rest)
+        for e in rest:
+            self.completion.add(e)
+        out += rest
+        c = self.completion
+        if not self.finished:
+            if not self.done and (self.started or c.usage is None):
+                raise self._broken(
+                    "the connection closed before the reply finished (no [DONE], no finish "
+                    "reason)"
+                )
+            reason = self._infer_finish()
+            fin = Finish(reason, None)
+            c.add(fin)
+            out.append(fin)
+        if self.splitter.saw_close:
+            c.reasoning_complete = True
+        c.finish("complete")
+        return out
+
+    def _infer_finish(self) -> Any:
+        c = self.completion
+        if c.tool_calls:
+            return "tool_calls"
+        u: Usage | None = c.usage
+        cap = self.req.params.get("max_tokens")
+        if cap is None:
+            spec = self.req.info.params.get("max_tokens")
+            cap = getattr(spec, "default", None)
+        if u is not None and u.completion_tokens is not None and cap and u.completion_tokens >= cap:
+            return "length"
+        return "stop"
+
+    # -- errors ------------------------------------------------------------------------------
+    def _broken(self, msg: str, code: Any = None) -> StreamError:
+        c = self.completion
+        kept = ""
+        if self.started:
+            kept = (
+                f" Kept what arrived: {len(c.reasoning)} characters of reasoning and "
+                f"{len(c.content)} of answer (on the exception's .completion)."
+            )
+        err = StreamError(f"{self.client.provider}: {msg}.{kept}", provider=self.client.provider,
+                          code=code, completion=c)
+        c.finish("error", err)
+        return err
+
+    def http_error(self, status: int, headers: Mapping[str, str], text: str,
+                   attempt: int) -> float:
+        """An error status before the stream: return the delay before retrying, or raise."""
+        message, code = error_message(text)
+        c = self.client
+        retryable = _retry.should_retry(status, code)
+        if retryable and attempt < c.max_retries:
+            delay = _retry.next_delay(attempt, headers)
+            if delay <= c.max_retry_wait:
+                return delay
+        raise self._status_error(status, headers, message, code, text, attempt, retryable)
+
+    def _status_error(self, status: int, headers: Mapping[str, str], message: str, code: Any,
+                      text: str, attempt: int, retryable: bool) -> APIError:
+        c = self.client
+        prov = c.provider
+        kw: dict[str, Any] = {"status": status, "provider": prov, "code": code, "body": text[:2000],
+                              "completion": self.completion}
+        tries = f" after {attempt + 1} attempts" if attempt else ""
+        if status in (401, 403):
+            env = " or ".join(c.preset.key_env)
+            hint = (f"Check the key in {env}" if c.has_key else f"Set {env}") + " (or pass api_key=…)."
+            if status == 403:
+                hint = "The key was refused for this model or account. " + hint
+            err: APIError = AuthenticationError(
+                f"{prov}: authentication failed (HTTP {status}): {message}. {hint}", **kw)
+        elif status == 404 or code in _CF_NO_SUCH_MODEL:
+            err = NotFoundError(
+                f"{prov}: model {self.req.model!r} not found (HTTP {status}): {message}. "
+                f"Check the model name (%qwq models lists known ones) and the URL {self.req.url}.",
+                **kw)
+        elif status == 429:
+            ra = _retry.retry_after(headers)
+            wait = f" The server asks to wait {ra:.0f} s." if ra else ""
+            what = "Rate limited" if retryable else "Quota used up"
+            err = RateLimitError(f"{prov}: {what}{tries} (HTTP 429): {message}.{wait}",
+                                 retry_after=ra, attempts=attempt + 1, **kw)
+        elif status >= 500 or status in (408, 409):
+            err = ServerError(f"{prov}: server error{tries} (HTTP {status}): {message}. "
+                              "Try again in a moment.", **kw)
+        else:
+            err = BadRequestError(f"{prov}: request refused (HTTP {status}): {message}", **kw)
+        self.completion.finish("error", err)
+        return err
+
+    def transport_error(self, exc: Exception, attempt: int) -> float:
+        """A network-level failure: retry (delay) if nothing arrived yet, else raise ours."""
+        c = self.client
+        host = httpx.URL(self.req.url).host
+        if isinstance(exc, httpx.TimeoutException):
+            kind = "connect" if isinstance(exc, httpx.ConnectTimeout) else "read"
+            err: QwqError = TimeoutError(
+                f"{c.provider}: no {'connection' if kind == 'connect' else 'data'} from {host} "
+                f"within the timeout ({_fmt_timeout(c.timeout, kind)}). Raise it with timeout=…",
+                completion=self.completion)
+        elif isinstance(exc, httpx.ConnectError):
+            err = ConnectError(
+                f"{c.provider}: cannot reach {self.req.url.split('/', 3)[2]} ({exc}). Is the "
+                "server running and the base_url right?", completion=self.completion)
+        else:
+            if not self.started and attempt < c.max_retries:
+                return _retry.backoff(attempt)
+            return_err = self._broken(f"the connection dropped ({type(exc).__name__}: {exc})")
+            raise return_err from exc
+        if self.started:
+            err = self._broken(str(err))
+        else:
+            self.completion.finish("error", err)
+        raise err from exc
+
+
+def _fmt_timeout(t: httpx.Timeout, kind: str) -> str:
+    v = t.connect if kind == "connect" else t.read
+    return f"{v:g} s" if v is not None else "none"
+
+
+def _is_json(resp: httpx.Response) -> bool:
+    ct = resp.headers.get("content-type", "")
+    return "json" in ct and "ndjson" not in ct
+
+
+class Stream:
+    """Iterate to receive events; ``.completion`` holds everything received so far.
+
+    Stopping early (``break``, ``close()``, an exception, Ctrl-C) closes the HTTP stream and
+    keeps the partial completion, marked ``stopped`` or ``interrupted``.
+    """
+
+    def __init__(self, client: Client, req: PreparedRequest) -> None:
+        self._call = _Call(client, req)
+        self._client = client
+        self._gen: Iterator[Event] | None = None
+
+    @property
+    def completion(self) -> Completion:
+        return self._call.completion
+
+    @property
+    def request(self) -> PreparedRequest:
+        return self._call.req
+
+    def __iter__(self) -> Iterator[Event]:
+        if self._gen is None:
+            self._gen = self._run()
+        return self._gen
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._gen is not None:
+            self._gen.close()
+        c = self.completion
+        if c.status == "streaming":
+            c.finish("stopped")
+
+    def _run(self) -> Iterator[Event]:
+        call, client = self._call, self._client
+        c = call.completion
+        try:
+            if client.cassette is not None:
+                yield from client.cassette.play(client, call)
+                return
+            client._check_key()
+            http = client._sync_http()
+            attempt = 0
+            while True:
+                try:
+                    with http.stream(**call.request_kwargs()) as resp:
+                        if resp.status_code >= 400:
+                            resp.read()
+                            delay = call.http_error(resp.status_code, resp.headers, resp.text,
+                                                    attempt)
+                        elif _is_json(resp):
+                            resp.read()
+                            yield from call.feed_body(resp.text)
+                            yield from call.end()
+                            return
+                        else:
+                            feed = call.feed_line
+                            for line in resp.iter_lines():
+                                evs = feed(line)
+                                if evs:
+                                    yield from evs
+                            yield from call.end()
+                            return
+                except httpx.HTTPError as exc:
+                    delay = call.transport_error(exc, attempt)
+                attempt += 1
+                time.sleep(delay)
+        except GeneratorExit:
+            if c.status == "streaming":
+                c.finish("stopped")
+            raise
+        except KeyboardInterrupt:
+            if c.status == "streaming":
+                c.finish("interrupted")
+            raise
+        except QwqError as e:
+            if c.status == "streaming":
+                c.finish("error", e)
+            if e.completion is None:
+                e.completion = c
+            raise
+
+
+class AsyncStream:
+    """Async twin of :class:`Stream` (``async for ev in stream``; ``await stream.aclose()``)."""
+
+    def __init__(self, client: Client, req: PreparedRequest) -> None:
+        self._call = _Call(client, req)
+        self._client = client
+        self._gen: AsyncIterator[Event] | None = None
+
+    @property
+    def completion(self) -> Completion:
+        return self._call.completion
+
+    @property
+    def request(self) -> PreparedRequest:
+        return self._call.req
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        if self._gen is None:
+            self._gen = self._run()
+        return self._gen
+
+    async def aclose(self) -> None:
+        if self._gen is not None:
+            await self._gen.aclose()  # type: ignore[attr-defined]
+        c = self.completion
+        if c.status == "streaming":
+            c.finish("stopped")
+
+    async def _run(self) -> AsyncIterator[Event]:
+        call, client = self._call, self._client
+        c = call.completion
+        try:
+            if client.cassette is not None:
+                async for ev in client.cassette.aplay(client, call):
+                    yield ev
+                return
+            client._check_key()
+            http = client._async_http()
+            attempt = 0
+            while True:
+                try:
+                    async with http.stream(**call.request_kwargs()) as resp:
+                        if resp.status_code >= 400:
+                            await resp.aread()
+                            delay = call.http_error(resp.status_code, resp.headers, resp.text,
+                                                    attempt)
+                        elif _is_json(resp):
+                            await resp.aread()
+                            for ev in call.feed_body(resp.text) + call.end():
+                                yield ev
+                            return
+                        else:
+                            feed = call.feed_line
+                            async for line in resp.aiter_lines():
+                                for ev in feed(line):
+                                    yield ev
+                            for ev in call.end():
+                                yield ev
+                            return
+                except httpx.HTTPError as exc:
+                    delay = call.transport_error(exc, attempt)
+                attempt += 1
+                await asyncio.sleep(delay)
+        except (GeneratorExit, asyncio.CancelledError):
+            if c.status == "streaming":
+                c.finish("stopped")
+            raise
+        except QwqError as e:
+            if c.status == "streaming":
+                c.finish("error", e)
+            if e.completion is None:
+                e.completion = c
+            raise
+

@@ -1,0 +1,158 @@
+"""The exception tree. Every error a user can act on derives from :class:`QwqError`.
+
+Messages say what to do. No message, repr or attribute ever holds an API key: keys a client
+uses are registered with :func:`register_secret` and masked in every message as a last guard.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .completion import Completion
+
+_SECRETS: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret (an API key) so that it is masked in every error message."""
+    if value and len(value) >= 4:
+        _SECRETS.add(value)
+
+
+_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-~+/=]{6,}")
+
+
+def redact(text: str) -> str:
+    """Mask registered secrets and bearer tokens in ``text``."""
+    for s in _SECRETS:
+        if s in text:
+            text = text.replace(s, mask(s))
+    return _BEARER.sub(r"\1***", text)
+
+
+def mask(key: str | None) -> str:
+    """A key as it may be shown: ``'sk-a…f9'`` style, never the whole thing."""
+    if not key:
+        return "(none)"
+    if len(key) <= 8:
+        return "***"
+    return f"{key[:3]}…{key[-2:]}"
+
+
+class QwqError(Exception):
+    """Base class of every qwq_magic error."""
+
+    def __init__(self, message: str, *, completion: Completion | None = None) -> None:
+        super().__init__(redact(message))
+        self.completion = completion
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+    def __str__(self) -> str:
+        return redact(super().__str__())
+
+
+class ConfigurationError(QwqError):
+    """The client is not set up right: unknown provider, bad URL, missing account id…"""
+
+
+class MissingKeyError(ConfigurationError):
+    """No API key was found for a provider that needs one."""
+
+    def __init__(self, provider: str, env_vars: tuple[str, ...]) -> None:
+        self.provider = provider
+        self.env_vars = env_vars
+        names = " or ".join(env_vars)
+        super().__init__(
+            f"No API key for provider {provider!r}: set the environment variable {names} "
+            f"(or pass api_key=…)."
+        )
+
+
+class ParameterError(QwqError, ValueError):
+    """A sampling parameter is out of range or not supported; raised before any request."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str,
+        value: Any = None,
+        provider: str | None = None,
+        allowed: str | None = None,
+    ) -> None:
+        self.param = param
+        self.value = value
+        self.provider = provider
+        self.allowed = allowed
+        super().__init__(message)
+
+
+class APIError(QwqError):
+    """The provider answered with an error (HTTP status, or an error event in the stream)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        provider: str | None = None,
+        code: str | int | None = None,
+        body: str | None = None,
+        completion: Completion | None = None,
+    ) -> None:
+        self.status = status
+        self.provider = provider
+        self.code = code
+        self.body = redact(body) if body else body
+        super().__init__(message, completion=completion)
+
+
+class AuthenticationError(APIError):
+    """401/403: the key is missing, wrong, or lacks access."""
+
+
+class NotFoundError(APIError):
+    """404 or the provider's 'no such model': the model or the URL is wrong."""
+
+
+class BadRequestError(APIError):
+    """400/422: the provider refused the request."""
+
+
+class RateLimitError(APIError):
+    """429 after every allowed retry."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, attempts: int = 1,
+                 **kw: Any) -> None:
+        self.retry_after = retry_after
+        self.attempts = attempts
+        super().__init__(message, **kw)
+
+
+class ServerError(APIError):
+    """5xx from the provider after every allowed retry."""
+
+
+class StreamError(APIError):
+    """The stream broke after it started: an error event or a dropped connection.
+
+    ``.completion`` holds everything that had arrived before the break.
+    """
+
+
+class ConnectError(QwqError):
+    """The server could not be reached (refused, DNS, TLS)."""
+
+
+class TimeoutError(QwqError):
+    """No answer, or no new data, within the configured timeout."""
+
+
+class CancelledError(QwqError):
+    """Generation was stopped by the user; ``.completion`` keeps the partial text."""
+
