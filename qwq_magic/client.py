@@ -120,7 +120,8 @@ class Client:
         self.max_retries = max(0, int(max_retries))
         self.max_retry_wait = max_retry_wait
         self.think = think
-        self.params = _as_params(params)
+        # kept by reference: a live object (qm.session.params) is read at every call
+        self.params: Any = params if params is not None else SamplingParams()
         self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
         self._http: httpx.Client | None = None
         self._ahttp: httpx.AsyncClient | None = None
@@ -213,7 +214,8 @@ class Client:
     ) -> PreparedRequest:
         """Validate everything and build the request without sending it (``--dry-run``)."""
         model = model or self.model
-        merged = {**self.params.as_dict(), **_as_params(params).as_dict(), **normalize_names(kw)}
+        merged = {**_as_params(self.params).as_dict(), **_as_params(params).as_dict(),
+                  **normalize_names(kw)}
         messages = build_messages(prompt, system=system, history=history)
         response_format = None
         schema = None
@@ -259,13 +261,25 @@ class Client:
         return AsyncStream(self, req)
 
     def complete(self, prompt: Any = None, **kw: Any) -> Completion:
-        """Send, wait for the whole reply, return the :class:`Completion`."""
+        """Send, wait for the whole reply, return the :class:`Completion`.
+
+        With ``json_schema=`` the answer is parsed and validated into ``.data`` (see
+        :mod:`qwq_magic.structured`; ``retries=N`` re-asks with the validation error).
+        """
+        if kw.get("json_schema") is not None:
+            from .structured import run
+
+            return run(self, prompt, **kw)
         s = self.stream(prompt, **kw)
         for _ in s:
             pass
         return s.completion
 
     async def acomplete(self, prompt: Any = None, **kw: Any) -> Completion:
+        if kw.get("json_schema") is not None:
+            from .structured import arun
+
+            return await arun(self, prompt, **kw)
         s = self.astream(prompt, **kw)
         async for _ in s:
             pass

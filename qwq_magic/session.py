@@ -1,0 +1,149 @@
+"""The state one notebook session shares between ``%%qwq``, the chat panel and Python.
+
+``qm.session.params`` is *the* parameter object: ``%qwq set`` writes it, the sliders of
+``qm.ParamsPanel`` are linked to its traits, and every call made through the session reads it.
+``qm.session.client()`` is the client for the current provider choice (``%qwq use``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import traitlets as t
+
+from .params import PARAM_NAMES, SamplingParams, normalize_names
+
+_KINDS: dict[str, type] = {
+    "temperature": float,
+    "top_p": float,
+    "top_k": int,
+    "min_p": float,
+    "max_tokens": int,
+    "seed": int,
+    "repetition_penalty": float,
+    "frequency_penalty": float,
+    "presence_penalty": float,
+    "stop": list,
+    "n": int,
+    "enable_thinking": bool,
+    "thinking_budget": int,
+}
+
+
+def _trait(kind: type) -> t.TraitType[Any, Any]:
+    if kind is float:
+        return t.Float(None, allow_none=True)
+    if kind is int:
+        return t.Int(None, allow_none=True)
+    if kind is bool:
+        return t.Bool(None, allow_none=True)
+    return t.List(t.Unicode(), default_value=None, allow_none=True)
+
+
+class Params(t.HasTraits):
+    """Session sampling parameters as traits (``None`` = not set: provider default).
+
+    ``sources`` records where each value came from (``"%qwq set"``, ``"slider"``,
+    ``"config"``…) for ``%qwq params``.
+    """
+
+    temperature = _trait(float)
+    top_p = _trait(float)
+    top_k = _trait(int)
+    min_p = _trait(float)
+    max_tokens = _trait(int)
+    seed = _trait(int)
+    repetition_penalty = _trait(float)
+    frequency_penalty = _trait(float)
+    presence_penalty = _trait(float)
+    stop = _trait(list)
+    n = _trait(int)
+    enable_thinking = _trait(bool)
+    thinking_budget = _trait(int)
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__()
+        self.sources: dict[str, str] = {}
+        self.update(kw, source="init")
+
+    def update(self, values: dict[str, Any], source: str = "python") -> None:
+        """Set several parameters at once (names may be aliases; ``None`` unsets)."""
+        values = normalize_names(values)
+        with self.hold_trait_notifications():
+            for k, v in values.items():
+                if isinstance(v, int) and not isinstance(v, bool) and _KINDS[k] is float:
+                    v = float(v)
+                setattr(self, k, v)
+                if v is None:
+                    self.sources.pop(k, None)
+                else:
+                    self.sources[k] = source
+
+    def reset(self) -> None:
+        self.update(dict.fromkeys(PARAM_NAMES), source="reset")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in PARAM_NAMES if getattr(self, k) is not None}
+
+    def to_sampling(self) -> SamplingParams:
+        return SamplingParams.from_kwargs(**self.as_dict())
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items())
+        return f"Params({inner})"
+
+
+class Session(t.HasTraits):
+    """Current provider choice, shared parameters and named conversations."""
+
+    provider = t.Unicode(None, allow_none=True)
+    model = t.Unicode(None, allow_none=True)
+    base_url = t.Unicode(None, allow_none=True)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.params = Params()
+        self.conversations: dict[str, list[dict[str, Any]]] = {}
+        self.client_kwargs: dict[str, Any] = {}  # api_key=, account_id=, timeout= … (%qwq use)
+        self._client: Any = None
+        self._client_key: tuple[Any, ...] | None = None
+        self.last: Any = None  # the last Completion from any front end
+
+    def use(self, provider: str | None, *, model: str | None = None, base_url: str | None = None,
+            **client_kwargs: Any) -> Any:
+        """Choose the provider (validated at once by building its client)."""
+        old = (self.provider, self.model, self.base_url, dict(self.client_kwargs))
+        self.provider, self.model, self.base_url = provider, model, base_url
+        self.client_kwargs = client_kwargs
+        try:
+            return self.client()
+        except Exception:
+            self.provider, self.model, self.base_url, self.client_kwargs = old
+            raise
+
+    def client(self) -> Any:
+        """The client for the current choice (reused until the choice changes)."""
+        from .client import Client
+
+        key = (self.provider, self.model, self.base_url, tuple(sorted(self.client_kwargs.items())))
+        if self._client is None or key != self._client_key:
+            if self._client is not None:
+                self._client.close()
+            self._client = Client(self.provider, model=self.model, base_url=self.base_url,
+                                  params=self.params, **self.client_kwargs)
+            self._client_key = key
+        return self._client
+
+    def reset(self) -> None:
+        """Forget the provider choice, parameters and conversations."""
+        if self._client is not None:
+            self._client.close()
+        self._client = None
+        self._client_key = None
+        self.provider = self.model = self.base_url = None
+        self.client_kwargs = {}
+        self.params.reset()
+        self.conversations.clear()
+
+
+session = Session()
