@@ -89,7 +89,7 @@ class Client:
         think: ThinkMode | None = None,
         params: SamplingParams | Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
-        cassette: str | os.PathLike[str] | None = None,
+        cassette: Any = None,
         mode: str | None = None,
     ) -> None:
         env_provider = _env("QWQ_PROVIDER")
@@ -125,11 +125,12 @@ class Client:
         self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
         self._http: httpx.Client | None = None
         self._ahttp: httpx.AsyncClient | None = None
-        self.cassette = None
+        self.cassette: Any = None
         if cassette is not None:
             from .cassette import Cassette
 
-            self.cassette = Cassette(cassette, mode=mode or "replay")
+            self.cassette = (cassette if isinstance(cassette, Cassette)
+                             else Cassette(cassette, mode=mode or "replay"))
         # what worked for JSON mode on this server (structured output fallback memory)
         self.json_mode_memory: dict[str, str] = {}
 
@@ -572,39 +573,13 @@ class Stream:
             c.finish("stopped")
 
     def _run(self) -> Iterator[Event]:
-        call, client = self._call, self._client
-        c = call.completion
+        c = self._call.completion
+        cassette = self._client.cassette
         try:
-            if client.cassette is not None:
-                yield from client.cassette.play(client, call)
-                return
-            client._check_key()
-            http = client._sync_http()
-            attempt = 0
-            while True:
-                try:
-                    with http.stream(**call.request_kwargs()) as resp:
-                        if resp.status_code >= 400:
-                            resp.read()
-                            delay = call.http_error(resp.status_code, resp.headers, resp.text,
-                                                    attempt)
-                        elif _is_json(resp):
-                            resp.read()
-                            yield from call.feed_body(resp.text)
-                            yield from call.end()
-                            return
-                        else:
-                            feed = call.feed_line
-                            for line in resp.iter_lines():
-                                evs = feed(line)
-                                if evs:
-                                    yield from evs
-                            yield from call.end()
-                            return
-                except httpx.HTTPError as exc:
-                    delay = call.transport_error(exc, attempt)
-                attempt += 1
-                time.sleep(delay)
+            if cassette is not None:
+                yield from cassette.play(self._call, self._live)
+            else:
+                yield from self._live()
         except GeneratorExit:
             if c.status == "streaming":
                 c.finish("stopped")
@@ -619,6 +594,36 @@ class Stream:
             if e.completion is None:
                 e.completion = c
             raise
+
+    def _live(self) -> Iterator[Event]:
+        """The HTTP exchange, with retries before the first token."""
+        call, client = self._call, self._client
+        client._check_key()
+        http = client._sync_http()
+        attempt = 0
+        while True:
+            try:
+                with http.stream(**call.request_kwargs()) as resp:
+                    if resp.status_code >= 400:
+                        resp.read()
+                        delay = call.http_error(resp.status_code, resp.headers, resp.text, attempt)
+                    elif _is_json(resp):
+                        resp.read()
+                        yield from call.feed_body(resp.text)
+                        yield from call.end()
+                        return
+                    else:
+                        feed = call.feed_line
+                        for line in resp.iter_lines():
+                            evs = feed(line)
+                            if evs:
+                                yield from evs
+                        yield from call.end()
+                        return
+            except httpx.HTTPError as exc:
+                delay = call.transport_error(exc, attempt)
+            attempt += 1
+            time.sleep(delay)
 
 
 class AsyncStream:
@@ -650,40 +655,12 @@ class AsyncStream:
             c.finish("stopped")
 
     async def _run(self) -> AsyncIterator[Event]:
-        call, client = self._call, self._client
-        c = call.completion
+        c = self._call.completion
+        cassette = self._client.cassette
         try:
-            if client.cassette is not None:
-                async for ev in client.cassette.aplay(client, call):
-                    yield ev
-                return
-            client._check_key()
-            http = client._async_http()
-            attempt = 0
-            while True:
-                try:
-                    async with http.stream(**call.request_kwargs()) as resp:
-                        if resp.status_code >= 400:
-                            await resp.aread()
-                            delay = call.http_error(resp.status_code, resp.headers, resp.text,
-                                                    attempt)
-                        elif _is_json(resp):
-                            await resp.aread()
-                            for ev in call.feed_body(resp.text) + call.end():
-                                yield ev
-                            return
-                        else:
-                            feed = call.feed_line
-                            async for line in resp.aiter_lines():
-                                for ev in feed(line):
-                                    yield ev
-                            for ev in call.end():
-                                yield ev
-                            return
-                except httpx.HTTPError as exc:
-                    delay = call.transport_error(exc, attempt)
-                attempt += 1
-                await asyncio.sleep(delay)
+            source = cassette.aplay(self._call, self._live) if cassette else self._live()
+            async for ev in source:
+                yield ev
         except (GeneratorExit, asyncio.CancelledError):
             if c.status == "streaming":
                 c.finish("stopped")
@@ -695,3 +672,31 @@ class AsyncStream:
                 e.completion = c
             raise
 
+    async def _live(self) -> AsyncIterator[Event]:
+        call, client = self._call, self._client
+        client._check_key()
+        http = client._async_http()
+        attempt = 0
+        while True:
+            try:
+                async with http.stream(**call.request_kwargs()) as resp:
+                    if resp.status_code >= 400:
+                        await resp.aread()
+                        delay = call.http_error(resp.status_code, resp.headers, resp.text, attempt)
+                    elif _is_json(resp):
+                        await resp.aread()
+                        for ev in call.feed_body(resp.text) + call.end():
+                            yield ev
+                        return
+                    else:
+                        feed = call.feed_line
+                        async for line in resp.aiter_lines():
+                            for ev in feed(line):
+                                yield ev
+                        for ev in call.end():
+                            yield ev
+                        return
+            except httpx.HTTPError as exc:
+                delay = call.transport_error(exc, attempt)
+            attempt += 1
+            await asyncio.sleep(delay)

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Run everything: lint, unit + integration + kernel + browser tests, and the notebooks under nbval.
+# Extra arguments go to pytest (e.g. scripts/test.sh -k reasoning).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check qwq_magic tests benchmarks
+args=(tests)
+if ls notebooks/*.ipynb >/dev/null 2>&1; then
+  args+=(notebooks --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg)
+fi
+exec .venv/bin/python -m pytest "${args[@]}" "$@"
