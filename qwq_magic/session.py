@@ -134,6 +134,28 @@ class Session(t.HasTraits):
             self._client_key = key
         return self._client
 
+    def record(self, path: str, mode: str = "record", speed: float = 1.0) -> Any:
+        """Route every call through a cassette (``%qwq record PATH`` / ``%qwq replay PATH``).
+
+        ``mode``: ``"record"``, ``"replay"`` or ``"auto"``; ``speed`` 0 replays at once.
+        """
+        from .cassette import Cassette
+
+        cassette = Cassette(path, mode=mode, speed=speed)
+        self.client_kwargs = {**self.client_kwargs, "cassette": cassette}
+        return cassette
+
+    def replay(self, path: str, speed: float = 1.0) -> Any:
+        return self.record(path, mode="replay", speed=speed)
+
+    def stop_recording(self) -> None:
+        """Back to live calls."""
+        self.client_kwargs = {k: v for k, v in self.client_kwargs.items() if k != "cassette"}
+
+    @property
+    def cassette(self) -> Any:
+        return self.client_kwargs.get("cassette")
+
     def reset(self) -> None:
         """Forget the provider choice, parameters and conversations."""
         if self._client is not None:
