@@ -411,6 +411,8 @@ class _Call:
             self.completion.add(e)
         out += rest
         c = self.completion
+        if c.extract_inline_tool_calls() and c.finish_reason in (None, "stop"):
+            c.finish_reason = "tool_calls" if self.finished else None
         if not self.finished:
             if not self.done and (self.started or c.usage is None):
                 raise self._broken(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -10,6 +11,8 @@ from typing import Any, Literal
 from .events import ContentDelta, Event, Finish, ReasoningDelta, ToolCallDelta, Usage
 
 Status = Literal["streaming", "complete", "interrupted", "stopped", "error"]
+
+_INLINE_TOOL_CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.S)
 
 
 @dataclass(slots=True)
@@ -127,6 +130,22 @@ class Completion:
                 tc.arguments += ev.arguments
                 return
         self.tool_calls.append(ToolCall(ev.index, ev.id, ev.name, ev.arguments))
+
+    def extract_inline_tool_calls(self) -> bool:
+        """Servers without a tool parser leave Qwen's ``<tool_call>{json}</tool_call>`` in the
+        text: turn those into :attr:`tool_calls` (when none arrived structured)."""
+        if self.tool_calls or "<tool_call>" not in self.content:
+            return False
+        for i, m in enumerate(_INLINE_TOOL_CALL.finditer(self.content)):
+            try:
+                obj = json.loads(m.group(1))
+            except ValueError:
+                continue
+            if isinstance(obj, dict) and isinstance(obj.get("name"), str):
+                args = obj.get("arguments", {})
+                self.tool_calls.append(ToolCall(i, None, obj["name"],
+                                                args if isinstance(args, str) else json.dumps(args)))
+        return bool(self.tool_calls)
 
     def finish(self, status: Status = "complete", error: BaseException | None = None) -> None:
         """Mark the end of the stream (also on interrupt or error)."""

@@ -147,3 +147,14 @@ def test_secrets_are_masked_everywhere() -> None:
 
     e = APIError("bad key sk-live-0123456789abcdef", body='{"key":"sk-live-0123456789abcdef"}')
     assert "0123456789" not in str(e) and "0123456789" not in (e.body or "")
+
+
+def test_inline_qwen_tool_call_is_extracted() -> None:
+    from qwq_magic.completion import Completion
+
+    c = Completion()
+    c.add(ContentDelta('<tool_call>\n{"name": "get_weather", "arguments": {"location": "Paris"}}\n'
+                       "</tool_call>"))
+    assert c.extract_inline_tool_calls()
+    assert c.tool_calls[0].name == "get_weather" and c.tool_calls[0].args == {"location": "Paris"}
+    assert not c.extract_inline_tool_calls()  # idempotent
