@@ -11,7 +11,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -87,7 +87,7 @@ class Client:
         max_retries: int = 2,
         max_retry_wait: float = 60.0,
         think: ThinkMode | None = None,
-        params: SamplingParams | Mapping[str, Any] | None = None,
+        params: Any = None,
         headers: Mapping[str, str] | None = None,
         cassette: Any = None,
         mode: str | None = None,
@@ -546,7 +546,7 @@ class Stream:
     def __init__(self, client: Client, req: PreparedRequest) -> None:
         self._call = _Call(client, req)
         self._client = client
-        self._gen: Iterator[Event] | None = None
+        self._gen: Generator[Event, None, None] | None = None
 
     @property
     def completion(self) -> Completion:
@@ -556,7 +556,7 @@ class Stream:
     def request(self) -> PreparedRequest:
         return self._call.req
 
-    def __iter__(self) -> Iterator[Event]:
+    def __iter__(self) -> Generator[Event, None, None]:
         if self._gen is None:
             self._gen = self._run()
         return self._gen
@@ -574,7 +574,7 @@ class Stream:
         if c.status == "streaming":
             c.finish("stopped")
 
-    def _run(self) -> Iterator[Event]:
+    def _run(self) -> Generator[Event, None, None]:
         c = self._call.completion
         cassette = self._client.cassette
         try:
@@ -634,7 +634,7 @@ class AsyncStream:
     def __init__(self, client: Client, req: PreparedRequest) -> None:
         self._call = _Call(client, req)
         self._client = client
-        self._gen: AsyncIterator[Event] | None = None
+        self._gen: AsyncGenerator[Event, None] | None = None
 
     @property
     def completion(self) -> Completion:
@@ -644,19 +644,19 @@ class AsyncStream:
     def request(self) -> PreparedRequest:
         return self._call.req
 
-    def __aiter__(self) -> AsyncIterator[Event]:
+    def __aiter__(self) -> AsyncGenerator[Event, None]:
         if self._gen is None:
             self._gen = self._run()
         return self._gen
 
     async def aclose(self) -> None:
         if self._gen is not None:
-            await self._gen.aclose()  # type: ignore[attr-defined]
+            await self._gen.aclose()
         c = self.completion
         if c.status == "streaming":
             c.finish("stopped")
 
-    async def _run(self) -> AsyncIterator[Event]:
+    async def _run(self) -> AsyncGenerator[Event, None]:
         c = self._call.completion
         cassette = self._client.cassette
         try:

@@ -158,15 +158,17 @@ class Completion:
     # -- reading ---------------------------------------------------------------------------
     @property
     def reasoning(self) -> str:
-        if self._cache[0] is None:
-            self._cache[0] = "".join(self._reasoning)
-        return self._cache[0]
+        r = self._cache[0]
+        if r is None:
+            r = self._cache[0] = "".join(self._reasoning)
+        return r
 
     @property
     def content(self) -> str:
-        if self._cache[1] is None:
-            self._cache[1] = "".join(self._content)
-        return self._cache[1]
+        c = self._cache[1]
+        if c is None:
+            c = self._cache[1] = "".join(self._content)
+        return c
 
     @property
     def reasoning_pieces(self) -> list[str]:

@@ -108,9 +108,10 @@ class ThinkSplitter:
         s = self._buf + text
         self._buf = ""
         if self.state == _START:
-            s = self._decide_start(s, out)
-            if s is None:
+            rest = self._decide_start(s, out)
+            if rest is None:
                 return
+            s = rest
         if self.state == _REASONING:
             i = s.find(CLOSE)
             if i == -1:
