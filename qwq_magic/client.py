@@ -227,7 +227,8 @@ class Client:
             schema = structured.to_json_schema(json_schema)
             info = self._preset.model_info(model)
             mode = json_mode or self.json_mode_memory.get(self._json_key(model)) or info.json_modes[0]
-            response_format, messages, stream_ok = structured.wire_form(mode, schema, messages)
+            response_format, messages, stream_ok = structured.wire_form(
+                mode, schema, messages, dialect=self._preset.dialect)
             stream = stream and stream_ok
         req = prepare(
             self._preset, base_url=self.base_url, model=model, account_id=self.account_id,
@@ -471,6 +472,7 @@ class _Call:
                       text: str, attempt: int, retryable: bool) -> APIError:
         c = self.client
         prov = c.provider
+        message = message.rstrip(". ")
         kw: dict[str, Any] = {"status": status, "provider": prov, "code": code, "body": text[:2000],
                               "completion": self.completion}
         tries = f" after {attempt + 1} attempts" if attempt else ""

@@ -153,11 +153,11 @@ def test_overrides_and_environment(provider_server, monkeypatch):
     kw = srv.client_kwargs("vllm")
     monkeypatch.setenv("QWQ_PROVIDER", "openai")
     monkeypatch.setenv("QWQ_BASE_URL", kw["base_url"])
-    monkeypatch.setenv("QWQ_MODEL", "env-model")
+    monkeypatch.setenv("QWQ_MODEL", "qwq-env")
     c = qm.Client()
-    assert (c.provider, c.model, c.base_url) == ("openai", "env-model", kw["base_url"])
+    assert (c.provider, c.model, c.base_url) == ("openai", "qwq-env", kw["base_url"])
     c.complete("hi")
-    assert srv.requests[-1].json["model"] == "env-model"
+    assert srv.requests[-1].json["model"] == "qwq-env"
     assert qm.Client(model="explicit").model == "explicit"  # arguments beat the environment
     monkeypatch.delenv("QWQ_PROVIDER")
     monkeypatch.delenv("QWQ_BASE_URL")
