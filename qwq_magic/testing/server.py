@@ -260,6 +260,8 @@ class _Handler(BaseHTTPRequestHandler):
                 reqs = [r.__dict__ for r in self.st.requests]
             self._send_json(200, reqs)
             return
+        if parts == ["v1", "models"]:  # the root looks like a plain vLLM server
+            parts = ["vllm", "v1", "models"]
         if len(parts) == 3 and parts[1:] == ["v1", "models"] and parts[0] in d.ROUTES:
             model = DEFAULT_MODELS[parts[0]]
             self._send_json(200, {"object": "list", "data": [
@@ -319,6 +321,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(200, {"ok": True})
 
     def _route(self, path: str) -> tuple[d.Route | None, str | None]:
+        if path == "/v1/chat/completions":  # the root looks like a plain vLLM server
+            return d.ROUTES["vllm"], None
         parts = path.split("/")
         # /cloudflare/client/v4/accounts/{id}/ai/run/{model...}
         if len(parts) > 2 and parts[1] == "cloudflare":

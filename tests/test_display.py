@@ -1,0 +1,543 @@
+"""Rendering of completions: HTML/Markdown/plain bundles, escaping, incremental Markdown,
+bounded live renders, throttled live display, terminal streaming."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qwq_magic.completion import Completion
+from qwq_magic.display import (
+    TRUNCATED_MSG,
+    LiveDisplay,
+    TerminalStream,
+    footer_text,
+    render_bundle,
+    render_markdown,
+    render_markdown_full,
+    summary_text,
+)
+from qwq_magic.events import ContentDelta, Finish, ReasoningDelta, ToolCallDelta, Usage
+
+XSS = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>"]
+
+
+def make(reasoning: str = "", content: str = "", **kw: object) -> Completion:
+    c = Completion(provider="test", model="qwq-32b", **kw)  # type: ignore[arg-type]
+    c.timings.start = time.perf_counter()
+    if reasoning:
+        c.add(ReasoningDelta(reasoning))
+    if content:
+        c.add(ContentDelta(content))
+    return c
+
+
+def outside_fences(md: str) -> str:
+    """Markdown text minus fenced code blocks (which every renderer shows literally)."""
+    return re.sub(r"^(`{3,})[^\n]*\n.*?^\1$", "", md, flags=re.S | re.M)
+
+
+def details_tag(html: str) -> str:
+    m = re.search(r"<details[^>]*>", html)
+    assert m, html
+    return m.group(0)
+
+
+# -- reasoning block ---------------------------------------------------------------------------
+def test_details_open_while_thinking_then_closed() -> None:
+    c = make("Let me think about this.")
+    html = render_bundle(c)["text/html"]
+    tag = details_tag(html)
+    assert 'class="qwq-reasoning"' in tag and " open" in tag
+    assert "Thinking… 1 token · " in html
+    assert "Let me think about this." in html
+    assert 'class="qwq-reasoning-text"' in html and "white-space: pre-wrap" in html
+
+    c.add(ReasoningDelta(" More."))
+    assert "Thinking… 2 tokens" in summary_text(c)
+
+    c.add(ContentDelta("The answer is 42."))
+    html = render_bundle(c)["text/html"]
+    assert " open" not in details_tag(html)
+    assert "Thought for " in html and "2 tokens" in html
+    assert "<p>The answer is 42.</p>" in html
+
+    c.finish("complete")
+    html = render_bundle(c)["text/html"]
+    assert " open" not in details_tag(html)
+    assert re.search(r"Thought for \d+\.\d s · 2 tokens", html)
+
+
+def test_summary_uses_usage_reasoning_tokens_when_known() -> None:
+    c = make("a", "b")
+    c.add(Usage(prompt_tokens=5, completion_tokens=1300, reasoning_tokens=1234))
+    c.finish()
+    assert summary_text(c).endswith("1,234 tokens")
+
+
+def test_closed_when_stream_ends_during_reasoning() -> None:
+    c = make("thinking...")
+    c.finish("interrupted")
+    assert " open" not in details_tag(render_bundle(c)["text/html"])
+
+
+def test_hide_reasoning() -> None:
+    c = make("secret thoughts", "answer")
+    b = render_bundle(c, hide_reasoning=True)
+    assert "secret thoughts" not in b["text/html"]
+    assert "<details" not in b["text/html"]
+    assert "secret" not in b["text/markdown"] and "secret" not in b["text/plain"]
+    assert "answer" in b["text/html"]
+
+
+# -- untrusted output ----------------------------------------------------------------------------
+@pytest.mark.parametrize("finished", [False, True])
+@pytest.mark.parametrize("payload", XSS)
+def test_html_in_content_and_reasoning_is_escaped(payload: str, finished: bool) -> None:
+    c = make(f"thinking {payload} more", f"Answer {payload}\n\n- item {payload}\n")
+    if finished:
+        c.finish()
+    b = render_bundle(c)
+    html = b["text/html"]
+    assert "<script" not in html and "<img" not in html
+    assert "&lt;script&gt;" in html or "&lt;img" in html
+    md = b["text/markdown"]
+    assert "<script" not in md and "<img" not in md
+    assert html.count("&lt;") >= 2  # both the reasoning and the answer
+
+
+@pytest.mark.parametrize("payload", XSS)
+def test_escaped_in_raw_preview_note_and_error(payload: str) -> None:
+    c = make("r", payload)
+    c.finish("error", RuntimeError(payload))
+    for b in (render_bundle(c, raw=True, note=payload), render_bundle(c, preview=payload)):
+        assert "<script" not in b["text/html"] and "<img" not in b["text/html"]
+        md = outside_fences(b["text/markdown"])
+        assert "<script" not in md and "<img" not in md
+        assert "```" not in md
+
+
+def test_markdown_mime_keeps_code_literal_but_escapes_prose() -> None:
+    c = make("", "Use `a<b` here <b>bold</b>\n\n```html\n<div>x</div>\n```\n")
+    md = render_bundle(c)["text/markdown"]
+    assert "`a<b`" in md
+    assert "&lt;b&gt;bold&lt;/b&gt;" in md
+    assert "```html\n<div>x</div>\n```" in md
+
+
+# -- answer rendering ----------------------------------------------------------------------------
+def test_code_fence_is_highlighted_with_inline_styles() -> None:
+    c = make("", "Here:\n\n```python\ndef f(x):\n    return x + 1\n```\n")
+    html = render_bundle(c)["text/html"]
+    assert '<code class="language-python">' in html
+    assert re.search(r'<span style="[^"]+">def</span>', html)
+
+
+def test_unknown_language_falls_back_to_escaped_text() -> None:
+    c = make("", "```nosuchlang\na < b && <tag>\n```\n")
+    html = render_bundle(c)["text/html"]
+    assert "a &lt; b &amp;&amp; &lt;tag&gt;" in html
+    assert "<span" not in html.split('class="qwq-answer"')[1].split("</pre>")[0]
+
+
+def test_raw_mode_gives_pre() -> None:
+    c = make("", "# Title\n\n*not emphasised* <b>x</b>")
+    html = render_bundle(c, raw=True)["text/html"]
+    assert '<pre class="qwq-answer"' in html
+    assert "# Title" in html and "*not emphasised*" in html and "&lt;b&gt;x" in html
+    assert "<h1>" not in html and "<em>" not in html
+
+
+def test_preview_is_shown_as_json_pre() -> None:
+    c = make("", '{"a": [1, 2')
+    html = render_bundle(c, preview='{\n  "a": [\n    1,\n    2')["text/html"]
+    assert '<pre class="qwq-json"' in html and '"a": [' in html.replace("&quot;", '"')
+
+
+def test_three_mime_types_present() -> None:
+    c = make("hmm", "**yes**")
+    c.finish()
+    b = render_bundle(c)
+    assert set(b) == {"text/html", "text/markdown", "text/plain"}
+    assert b["text/html"].startswith('<div class="qwq-output"')
+    assert "<strong>yes</strong>" in b["text/html"]
+    assert b["text/markdown"].startswith("<details><summary>Thought for")
+    assert "</details>" in b["text/markdown"] and "**yes**" in b["text/markdown"]
+    assert b["text/plain"].startswith("[thought for ")
+    assert "**yes**" in b["text/plain"]
+
+
+def test_plain_while_thinking_shows_tail() -> None:
+    c = make("x" * 1000 + "THE END")
+    plain = render_bundle(c)["text/plain"]
+    assert plain.startswith("[thinking] …x") and "THE END\nqwq-32b" in plain
+    assert len(plain) < 600
+
+
+def test_progress_line_while_waiting_and_hidden_thinking() -> None:
+    c = make()
+    b = render_bundle(c)
+    assert "Waiting for the model…" in b["text/html"] and "Waiting" in b["text/plain"]
+    c.add(ReasoningDelta("hidden"))
+    b = render_bundle(c, hide_reasoning=True)
+    assert "Thinking… 1 token" in b["text/html"] and "hidden" not in b["text/html"]
+    c.add(ContentDelta("ok"))
+    c.finish()
+    b = render_bundle(c, hide_reasoning=True)
+    assert "Thinking" not in b["text/html"] and "Waiting" not in b["text/html"]
+
+
+def test_tool_calls_are_listed_escaped() -> None:
+    c = make()
+    c.add(ToolCallDelta(0, "call_1", "get_weather", '{"city": "<Paris>"'))
+    c.add(ToolCallDelta(0, arguments="}"))
+    c.finish()
+    b = render_bundle(c)
+    assert "get_weather" in b["text/html"] and "&lt;Paris&gt;" in b["text/html"]
+    assert 'get_weather({"city": "<Paris>"})' in b["text/plain"]
+
+
+# -- banners and footer ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("status", "error", "expected"),
+    [
+        ("interrupted", None, "⏹ interrupted — partial output kept"),
+        ("stopped", None, "⏹ stopped"),
+        ("error", ConnectionError("server went away"), "⚠ server went away"),
+    ],
+)
+def test_status_banners(status: str, error: BaseException | None, expected: str) -> None:
+    c = make("r", "partial answ")
+    c.finish(status, error)  # type: ignore[arg-type]
+    b = render_bundle(c)
+    assert expected in b["text/html"]
+    assert expected in b["text/markdown"]
+    assert expected in b["text/plain"]
+    assert "partial answ" in b["text/html"]  # partial output kept
+
+
+def test_no_banner_when_complete() -> None:
+    c = make("r", "ok")
+    c.finish()
+    html = render_bundle(c)["text/html"]
+    assert "⏹" not in html and "⚠" not in html
+
+
+def test_truncated_reasoning_banner() -> None:
+    c = make("still thinking about it")
+    c.add(Finish("length"))
+    c.finish()
+    b = render_bundle(c)
+    assert c.reasoning_truncated
+    assert "raise --max-tokens (e.g. --max-tokens 4096)" in TRUNCATED_MSG
+    for mime in ("text/html", "text/plain"):
+        assert "Thinking used up max_tokens before an answer" in b[mime]
+
+
+def test_note_and_replay_badge() -> None:
+    c = make("", "ok", replayed=True)
+    c.finish()
+    b = render_bundle(c, note="saved to <out.json>")
+    assert "saved to &lt;out.json&gt;" in b["text/html"]
+    assert "↻ replay" in b["text/html"] and "qwq-replay" in b["text/html"]
+    assert "↻ replay" in footer_text(c)
+
+
+def test_footer_tokens_speed_ttft_cost() -> None:
+    c = make("r", "answer", price_in=1.0, price_out=2.0)
+    c.add(Usage(prompt_tokens=10, completion_tokens=20, total_tokens=30))
+    c.timings.start = c.timings.first_token - 0.42  # type: ignore[operator]
+    c.timings.end = c.timings.first_token + 2.0  # type: ignore[operator]
+    c.finish()
+    foot = footer_text(c)
+    assert foot.startswith("qwq-32b · ")
+    assert "10 → 20 tokens" in foot
+    assert "10.0 tok/s" in foot
+    assert "first token 0.42 s" in foot
+    assert "≈$0.000050" in foot  # 10*1 + 20*2 per million, estimated from prices
+    b = render_bundle(c)
+    assert 'class="qwq-footer"' in b["text/html"] and "10 → 20 tokens" in b["text/html"]
+    assert f"*{foot}*" in b["text/markdown"]
+    assert b["text/plain"].rstrip().endswith(foot)
+
+
+def test_footer_provider_cost_is_not_an_estimate_and_missing_parts_omitted() -> None:
+    c = Completion(model="m")
+    c.add(ContentDelta("x"))
+    c.add(Usage(prompt_tokens=3, completion_tokens=4, cost_usd=0.000123))
+    assert footer_text(c).endswith("$0.000123")
+    assert "≈" not in footer_text(c)
+    assert "first token" not in footer_text(c)  # no request start recorded
+    bare = Completion()
+    assert footer_text(bare) == ""
+    assert 'class="qwq-footer"' not in render_bundle(bare)["text/html"]
+
+
+# -- incremental Markdown --------------------------------------------------------------------------
+ANSWER = """# Plan
+
+First paragraph with *emphasis* and `code`.
+It continues on a second line.
+
+```python
+def f(x):
+
+    # a blank line above, inside the fence
+
+    return x * 2
+```
+
+- item one
+- item two
+
+  continued item two
+
+Inline ```x``` is a code span, not a fence.
+
+1. first, with code:
+
+   ```bash
+   echo one
+
+   echo two
+   ```
+
+2. second
+
+3. third after a blank line
+
+> a quote
+> on two lines
+
+| a | b |
+|---|---|
+| 1 | 2 |
+
+~~~
+tilde fence
+
+~~~
+
+    indented code
+
+    still indented code
+
+Final words <b>not bold</b>.
+"""
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=200), st.data())
+def test_incremental_markdown_equals_full_render(sizes: list[int], data: st.DataObject) -> None:
+    key = object()  # a fresh cache slot per example
+    pos = 0
+    i = 0
+    while pos < len(ANSWER):
+        pos = min(len(ANSWER), pos + sizes[i % len(sizes)])
+        i += 1
+        prefix = ANSWER[:pos]
+        if data.draw(st.booleans()) or pos == len(ANSWER):
+            assert render_markdown(prefix, key=key) == render_markdown_full(prefix)
+
+
+def test_incremental_markdown_through_render_bundle() -> None:
+    c = make()
+    for ch in ANSWER:
+        c.add(ContentDelta(ch))
+        if len(c.content_pieces) % 7 == 0:
+            render_bundle(c)
+    c.finish()
+    html = render_bundle(c)["text/html"]
+    assert render_markdown_full(ANSWER) in html
+
+
+def test_incremental_markdown_renders_stable_blocks_once() -> None:
+    from qwq_magic import display
+
+    key = object()
+    for n in range(0, len(ANSWER) + 1, 3):
+        render_markdown(ANSWER[:n], key=key)
+    st = display._STATES[key]
+    assert len(st.html) >= 5  # many blocks were frozen along the way
+    assert len(ANSWER) - st.stable < 60  # only the last block stays live
+    assert "".join(st.html) == render_markdown_full(ANSWER[: st.stable])
+
+
+def test_incremental_markdown_restarts_when_text_changes() -> None:
+    key = object()
+    assert render_markdown("one\n\ntwo\n\nthree", key=key) == render_markdown_full(
+        "one\n\ntwo\n\nthree")
+    other = "different\n\n```\nx\n\ny\n```\n"
+    assert render_markdown(other, key=key) == render_markdown_full(other)
+
+
+def test_reference_links_defined_later() -> None:
+    text = "See [the docs][d].\n\nMore text.\n\n[d]: https://example.com\n"
+    key = object()
+    for n in range(1, len(text) + 1):
+        assert render_markdown(text[:n], key=key) == render_markdown_full(text[:n])
+
+
+# -- bounded live renders ----------------------------------------------------------------------------
+def test_live_reasoning_is_bounded_but_final_is_complete() -> None:
+    c = make()
+    c.add(ReasoningDelta("START-MARKER "))
+    for i in range(10_000):
+        c.add(ReasoningDelta(f"step {i:05d} is fine. "))  # 200k+ characters
+    c.add(ReasoningDelta("END-MARKER"))
+    assert len(c.reasoning) > 200_000
+    b = render_bundle(c)
+    assert len(b["text/html"]) < 20_000
+    assert len(b["text/markdown"]) < 20_000 and len(b["text/plain"]) < 2_000
+    assert "END-MARKER" in b["text/html"] and "START-MARKER" not in b["text/html"]
+    assert "…" in b["text/html"]
+    c.finish("complete")
+    final = render_bundle(c)["text/html"]
+    assert "START-MARKER" in final and "END-MARKER" in final and "step 05000 is fine." in final
+
+
+def test_streaming_render_cost_does_not_blow_up() -> None:
+    """Many updates of a long reply stay fast (no quadratic re-rendering)."""
+    c = make()
+    t0 = time.perf_counter()
+    for i in range(3000):
+        c.add(ReasoningDelta(f"thought {i} "))
+        if i % 10 == 0:
+            render_bundle(c)
+    para = "Some words in a sentence, **bold** and `code`. " * 4
+    for i in range(1500):
+        c.add(ContentDelta(para if i % 5 else "\n\n"))
+        if i % 10 == 0:
+            render_bundle(c)
+    assert time.perf_counter() - t0 < 20  # ~0.5 s here; quadratic takes far longer
+
+
+# -- LiveDisplay -------------------------------------------------------------------------------------
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_live_display_throttles_and_always_finishes() -> None:
+    clock = FakeClock()
+    published: list[tuple[dict[str, str], bool]] = []
+    live = LiveDisplay(max_hz=20, publish=lambda b, first: published.append((b, first)),
+                       clock=clock)
+    c = make()
+    results = []
+    for i in range(5000):
+        clock.t = i * 10.0 / 5000
+        c.add(ReasoningDelta("x") if i < 2500 else ContentDelta("y"))
+        results.append(live.update(c))
+    n_live = len(published)
+    assert results[0] is True
+    assert 150 <= n_live <= 201
+    assert n_live == sum(results) == live.n_updates
+    c.finish()
+    live.finish(c, note="done")
+    assert len(published) == n_live + 1 == live.n_updates
+    assert [first for _, first in published].count(True) == 1 and published[0][1] is True
+    final = published[-1][0]
+    assert "done" in final["text/html"] and " open" not in details_tag(final["text/html"])
+
+
+def test_live_display_force_and_finish_without_updates() -> None:
+    clock = FakeClock()
+    published: list[bool] = []
+    live = LiveDisplay(publish=lambda b, first: published.append(first), clock=clock)
+    c = make("r")
+    assert live.update(c)
+    assert not live.update(c)
+    assert live.update(c, force=True)
+    clock.t = 1.0
+    assert live.update(c)
+    assert published == [True, False, False]
+
+    other: list[bool] = []
+    live2 = LiveDisplay(publish=lambda b, first: other.append(first), clock=clock)
+    live2.finish(c)
+    assert other == [True] and live2.n_updates == 1
+
+
+def test_live_display_default_publish_uses_ipython_display(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import IPython.display
+
+    calls: list[tuple[str, dict[str, str]]] = []
+
+    class Handle:
+        def update(self, obj: dict[str, str], **kw: object) -> None:
+            assert kw == {"raw": True}
+            calls.append(("update", obj))
+
+    def fake_display(obj: dict[str, str], **kw: object) -> Handle:
+        assert kw == {"raw": True, "display_id": True}
+        calls.append(("display", obj))
+        return Handle()
+
+    monkeypatch.setattr(IPython.display, "display", fake_display)
+    live = LiveDisplay()
+    c = make("r", "a")
+    live.update(c)
+    c.finish()
+    live.finish(c)
+    assert [k for k, _ in calls] == ["display", "update"]
+    assert set(calls[-1][1]) == {"text/html", "text/markdown", "text/plain"}
+
+
+# -- TerminalStream ----------------------------------------------------------------------------------
+def test_terminal_stream_reasoning_then_answer() -> None:
+    out = io.StringIO()
+    ts = TerminalStream(out=out)
+    c = make()
+    events = [ReasoningDelta("Let me "), ReasoningDelta("think."), ContentDelta("The "),
+              ContentDelta("answer."), Usage(prompt_tokens=1, completion_tokens=2)]
+    for ev in events:
+        c.add(ev)
+        ts.on_event(ev)
+    c.finish()
+    ts.finish(c, note="a note")
+    text = out.getvalue()
+    assert "\x1b[" not in text  # StringIO is not a tty
+    assert text.startswith("Thinking…\nLet me think.\n\nThe answer.\n")
+    assert footer_text(c) in text and "1 → 2 tokens" in text
+    assert text.rstrip().endswith("a note")
+
+
+def test_terminal_stream_tty_dim_hidden_and_banner() -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Tty()
+    ts = TerminalStream(out=out)
+    ts.on_event(ReasoningDelta("hmm"))
+    assert "\x1b[2mhmm\x1b[0m" in out.getvalue()
+
+    out2 = io.StringIO()
+    ts2 = TerminalStream(out=out2, hide_reasoning=True)
+    c = make()
+    for ev in (ReasoningDelta("secret"), ContentDelta("part")):
+        c.add(ev)
+        ts2.on_event(ev)
+    c.finish("interrupted")
+    ts2.finish(c)
+    text = out2.getvalue()
+    assert "secret" not in text and "Thinking" not in text
+    assert text.startswith("part\n") and "⏹ interrupted — partial output kept" in text
+
+
+def test_terminal_stream_prints_answer_not_streamed() -> None:
+    out = io.StringIO()
+    c = make("", "replayed answer", replayed=True)
+    c.finish()
+    TerminalStream(out=out).finish(c)
+    assert out.getvalue().startswith("replayed answer\n") and "↻ replay" in out.getvalue()
