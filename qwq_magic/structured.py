@@ -307,6 +307,11 @@ def _find(text: str, *, last: bool = False) -> tuple[Any, str] | InvalidJSONErro
             return json.loads(whole), whole
         except ValueError:
             pass
+    if "```" in whole:  # fences inside a JSON string are not fences
+        found, cut = _scan(whole)
+        inner = [f for f in found if "```" in f[1]]
+        if inner and cut is None:
+            return inner[-1] if last else max(reversed(inner), key=lambda f: len(f[1]))
     cands = _candidates(text)
     for k, cand in enumerate(cands):
         try:

@@ -82,7 +82,7 @@ def test_think_mode_for_models() -> None:
 
 
 # -- properties ------------------------------------------------------------------------------
-ALPHABET = st.sampled_from(list("ab <>/thinkT\n é€😀") + ["</think>", "<think>", "</thi", "<th"])
+ALPHABET = st.sampled_from([*list("ab <>/thinkT\n é€😀"), "</think>", "<think>", "</thi", "<th"])
 texts = st.lists(ALPHABET, max_size=40).map("".join)
 
 
@@ -114,7 +114,7 @@ def test_no_character_lost_or_duplicated(reasoning: str, answer: str, cuts: list
         reasoning = "x" + reasoning  # a leading <think> is a tag, not text
     text = reasoning + "</think>\n\n" + answer
     pieces, prev = [], 0
-    for c in sorted(min(c, len(text)) for c in cuts) + [len(text)]:
+    for c in [*sorted(min(c, len(text)) for c in cuts), len(text)]:
         pieces.append(text[prev:c])
         prev = c
     r, c = run(pieces, "open")
