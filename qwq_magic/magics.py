@@ -593,13 +593,13 @@ def _parse_value(v: str) -> Any:
         return float(s)
     except ValueError:
         pass
-    if s.startswith("["):
-        import json
+    if s.startswith("[") and s.endswith("]"):
+        import ast
 
         try:
-            return json.loads(s)
-        except ValueError as e:
-            raise UsageError(f"%qwq set: cannot read the list {s!r}: {e}") from None
+            return list(ast.literal_eval(s))
+        except (ValueError, SyntaxError):  # the shell ate the quotes: [END, ###]
+            return [x.strip().strip("'\"") for x in s[1:-1].split(",") if x.strip()]
     if len(s) >= 2 and s[0] == s[-1] and s[0] in "'\"":
         return s[1:-1]
     return s
