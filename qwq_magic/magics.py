@@ -255,7 +255,7 @@ class QwqMagics(Magics):
         if args.help:
             print(parser.format_help())
             return None
-        prompt = cell if cell is not None else " ".join(args.prompt)
+        prompt = (cell if cell is not None else " ".join(args.prompt)).strip()
         if cell is not None and args.prompt:
             raise UsageError(f"%%qwq: unexpected words on the magic line: {' '.join(args.prompt)!r}"
                              " (the prompt goes in the cell body; quote option values).")
