@@ -291,8 +291,17 @@ class QwqMagics(Magics):
             schema = ns.get(args.json, args.json) if args.json.isidentifier() else args.json
         elif args.df:
             raise UsageError("%%qwq: --df needs --json SCHEMA (the shape of the table).")
+        if schema is not None and args.df:
+            from .structured import resolve
+
+            if _is_record(resolve(schema).json):  # one record's schema: ask for a list of them
+                call["multi"] = True
         client = self._client(args)
         if args.dry_run:
+            if call.pop("multi", False):
+                from .structured import resolve
+
+                schema = resolve(schema, multi=True)
             req = client.prepare(prompt, json_schema=schema, json_mode=args.json_mode, **call)
             text = req.describe(client._key)
             self._say(text, f"<pre class='qwq-dry-run'>{html.escape(text)}</pre>")
@@ -317,7 +326,7 @@ class QwqMagics(Magics):
                 renderer.stream.close()
             if c is not None:
                 c.finish("interrupted")
-                self._store(c, args, None)
+                self._store(c, args, None, json_mode=schema is not None, ok=False)
                 renderer.done(c)
                 raise QwqInterrupted(
                     f"⏹ Interrupted: the partial reply is in _qwq ({len(c.reasoning):,} "
@@ -328,7 +337,7 @@ class QwqMagics(Magics):
             if partial is not None:
                 if partial.status == "streaming":
                     partial.finish("error", e)
-                self._store(partial, args, None)
+                self._store(partial, args, None, json_mode=schema is not None, ok=False)
                 if renderer.started:
                     renderer.done(partial, note=None)
             raise
@@ -350,17 +359,20 @@ class QwqMagics(Magics):
             mode = "text" if shell == "TerminalInteractiveShell" else "rich"
         return _Renderer(mode == "rich", hide, raw, self.max_hz, json_preview)
 
-    def _store(self, c: Any, args: argparse.Namespace, data: Any, json_mode: bool = False) -> None:
+    def _store(self, c: Any, args: argparse.Namespace, data: Any, json_mode: bool = False,
+               ok: bool = True) -> None:
+        """``_qwq`` always holds the Completion (partial ones too); ``-o VAR`` holds it as
+        well, except with ``--json``, where VAR gets the validated data or is left alone."""
         session.last = c
         if self.shell is None:
             return
         ns = self.shell.user_ns
         ns["_qwq"] = c
         if args.out:
-            if json_mode:
-                ns[args.out] = data
-            elif c.data is None:
+            if not json_mode:
                 ns[args.out] = c
+            elif ok:
+                ns[args.out] = data
 
     # -- %qwq subcommands ----------------------------------------------------------------------
     def _cmd_help(self, words: list[str]) -> None:
@@ -574,6 +586,15 @@ class _Renderer:
             self.live.finish(c, preview=preview, note=note)
         elif self.term is not None:
             self.term.finish(c, note=note)
+
+
+def _is_record(schema: dict[str, Any]) -> bool:
+    """An object schema with no single list field (a table needs a list of such objects)."""
+    if schema.get("type") == "array":
+        return False
+    arrays = [k for k, v in (schema.get("properties") or {}).items()
+              if isinstance(v, dict) and v.get("type") == "array"]
+    return len(arrays) != 1
 
 
 def _parse_value(v: str) -> Any:

@@ -84,6 +84,7 @@ class Schema:
     json: dict[str, Any]
     model: Any = None
     name: str = "response"
+    item_model: Any = None  # multi=True around a pydantic class: each item becomes one
 
 
 _TYPES = {"str": "string", "string": "string", "int": "integer", "integer": "integer",
@@ -182,9 +183,11 @@ def resolve(spec: Any, *, multi: bool = False) -> Schema:
             f"Cannot use a {type(spec).__name__} as a schema: give a JSON Schema dict, a pydantic "
             "model class, a JSON string, a path to a .json file, or 'name, year int'.")
     if multi:
-        schema = {"type": "object", "properties": {"items": {"type": "array", "items": schema}},
-                  "required": ["items"]}
-        model, name = None, f"{name}_list"
+        inner = {k: v for k, v in schema.items() if k not in ("$defs", "definitions")}
+        schema = {"type": "object", "properties": {"items": {"type": "array", "items": inner}},
+                  "required": ["items"],
+                  **{k: schema[k] for k in ("$defs", "definitions") if k in schema}}
+        return Schema(schema, None, _wire_name(f"{name}_list"), item_model=model)
     return Schema(schema, model, _wire_name(name))
 
 
@@ -420,6 +423,9 @@ def validate(value: Any, schema: Schema | Any, *, raw: str = "") -> Any:
     err = best_match(v.iter_errors(value))
     if err is not None:
         raise SchemaValidationError(_path(err.absolute_path), err.message, raw=raw)
+    if schema.item_model is not None:
+        items = value["items"]
+        return {"items": [validate(x, Schema({}, schema.item_model), raw=raw) for x in items]}
     return value
 
 
