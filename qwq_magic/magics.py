@@ -416,6 +416,8 @@ class QwqMagics(Magics):
         self._clients.clear()
         key_note = "" if client.has_key or not client.preset.key_required else (
             f" — no key yet: set {' or '.join(client.preset.key_env)}")
+        if session.cassette is not None and session.cassette.mode == "replay":
+            key_note = " — replaying recorded replies (no key needed)"
         self._say(f"Using {client.provider} · {client.model} at {client.base_url}{key_note}")
 
     def _cmd_set(self, words: list[str]) -> None:

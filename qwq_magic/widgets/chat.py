@@ -1,0 +1,376 @@
+"""``ChatPanel``: a chat with a reasoning model inside a notebook (anywidget, plain-ESM front end).
+
+Generation runs as an ``asyncio`` task on the kernel's loop, so the panel's Stop button and
+sliders keep working while a reply streams. The streaming assistant message is pushed to the
+front end at most 30 times a second and once more at the end with the whole state, so a dropped
+update heals. Model text never reaches the DOM as HTML: the answer is Markdown rendered here
+with raw HTML off, and the reasoning is plain text the view inserts with ``textContent``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets as t
+
+from ..completion import Completion
+from ..errors import QwqError
+from .params import CONTROL_NAMES, coerce, controls_for, display_value, presets_for, resolve
+
+FLUSH_HZ = 30.0
+LIVE_REASONING_CHARS = 4000
+
+
+def _static(name: str) -> Path:
+    """The shipped asset (``qwq_magic/static``) or, in a source checkout, ``js/``."""
+    here = Path(__file__).resolve().parents[1] / "static" / name
+    return here if here.exists() else Path(__file__).resolve().parents[2] / "js" / name
+
+
+# -- rendering one message -------------------------------------------------------------------
+try:
+    from ..display import footer_text, render_markdown, summary_text
+except ImportError:  # pragma: no cover - display.py is optional for the panel
+    footer_text = summary_text = None  # type: ignore[assignment]
+    render_markdown = None  # type: ignore[assignment]
+
+
+def markdown_html(text: str, key: Any = None) -> str:
+    """Markdown → HTML with raw HTML off (``<script>`` arrives escaped)."""
+    if render_markdown is not None:
+        return str(render_markdown(text, key=key))
+    from markdown_it import MarkdownIt
+
+    return str(MarkdownIt("js-default").render(text))
+
+
+def _tail(text: str, limit: int = LIVE_REASONING_CHARS) -> str:
+    return text if len(text) <= limit else "…" + text[-limit:]
+
+
+def _summary(c: Completion) -> str:
+    if summary_text is not None:
+        return str(summary_text(c))
+    n = c.reasoning_events
+    if c.thinking:
+        return f"Thinking… {n:,} tokens · {c.timings.elapsed():.1f} s"
+    return f"Thought for {c.timings.reasoning_s or 0:.1f} s · {n:,} tokens"
+
+
+def _footer(c: Completion) -> str:
+    if footer_text is not None:
+        return str(footer_text(c))
+    parts = []
+    if c.completion_tokens:
+        parts.append(f"{c.completion_tokens:,} tokens")
+    if c.tokens_per_s:
+        parts.append(f"{c.tokens_per_s:.1f} tok/s")
+    if c.cost is not None:
+        parts.append(f"${c.cost:.6f}")
+    return " · ".join(parts)
+
+
+def _error_line(e: BaseException | None) -> str:
+    if e is None:
+        return ""
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0]
+
+
+def assistant_message(c: Completion, final: bool) -> dict[str, Any]:
+    """The front-end dict for one assistant reply (bounded reasoning while streaming)."""
+    reasoning = c.reasoning if final else _tail(c.reasoning)
+    status = c.status
+    return {
+        "role": "assistant",
+        "text": "",
+        "html": markdown_html(c.content, key=("chat", id(c))) if c.content else "",
+        "reasoning": reasoning,
+        "thinking": c.thinking and not final,
+        "summary": _summary(c) if c.reasoning else "",
+        "footer": _footer(c) if final else "",
+        "status": status,
+        "error": _error_line(c.error) if status == "error" else "",
+        "truncated": bool(final and c.reasoning_truncated),
+    }
+
+
+def _configured(session: Any) -> bool:
+    """Whether a client could be built without naming a provider."""
+    if session.provider or os.environ.get("QWQ_PROVIDER"):
+        return True
+    from ..client import _detect_preset
+
+    try:
+        _detect_preset()
+    except QwqError:
+        return False
+    return True
+
+
+def user_message(text: str) -> dict[str, Any]:
+    return {"role": "user", "text": text}
+
+
+class ChatPanel(anywidget.AnyWidget):
+    """Chat with the session's model: ``qm.ChatPanel()`` in a cell.
+
+    Python API: :meth:`send` (schedules a reply), ``await`` :meth:`send_async`, :meth:`stop`,
+    :meth:`new_chat`, :attr:`conversation` (what the model sees: reasoning left out),
+    :attr:`last` and :attr:`history` (the :class:`~qwq_magic.Completion` objects).
+    The sliders in its "Sampling" section write the shared ``session.params``.
+    """
+
+    _esm = _static("panel.js")
+    _css = _static("panel.css")
+
+    messages = t.List(t.Dict()).tag(sync=True)
+    streaming = t.Bool(False).tag(sync=True)
+    provider_label = t.Unicode("").tag(sync=True)
+    controls = t.List(t.Dict()).tag(sync=True)
+    values = t.Dict().tag(sync=True)
+    presets = t.Dict().tag(sync=True)
+    notice = t.Unicode("").tag(sync=True)  # a one-line problem outside any message
+
+    def __init__(self, session: Any = None, *, system: str | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        if session is None:
+            from ..session import session as default_session
+
+            session = default_session
+        self.session = session
+        self.system = system
+        self.history: list[Completion] = []  # one per assistant reply, in order
+        self._turns: list[tuple[str, Completion]] = []
+        self._task: asyncio.Task[Completion] | None = None
+        self._stop_requested = False
+        self._epoch = 0  # bumped by new_chat: a reply from an older chat no longer draws
+        self._refresh_choice()
+        self._refresh_values()
+        session.observe(self._on_choice, names=["provider", "model"])
+        session.params.observe(self._on_param, names=list(CONTROL_NAMES))
+        self.on_msg(self._on_custom_msg)
+
+    # -- state from the session --------------------------------------------------------------
+    def _refresh_choice(self) -> None:
+        try:
+            name, model = resolve(self.session.provider, self.session.model)
+            controls = controls_for(name, model)
+        except QwqError as e:
+            self.provider_label, self.controls, self.presets = "", [], {}
+            self.notice = _error_line(e)
+            return
+        label = f"{name} · {model}"
+        if self.session.base_url:
+            label += f" · {self.session.base_url}"
+        if not _configured(self.session):
+            label = "no provider configured: run %qwq use PROVIDER (or set an API key variable)"
+        self.provider_label = label
+        self.controls = controls
+        self.presets = presets_for(controls)
+
+    def _refresh_values(self) -> None:
+        p = self.session.params
+        self.values = {n: display_value(n, getattr(p, n)) for n in CONTROL_NAMES}
+
+    def _on_choice(self, change: dict[str, Any]) -> None:
+        self._refresh_choice()
+
+    def _on_param(self, change: dict[str, Any]) -> None:
+        self._refresh_values()
+
+    def set_param(self, name: str, value: Any) -> None:
+        """Set one session parameter from the panel (``None`` or ``""`` unsets it)."""
+        control = next((c for c in self.controls if c["name"] == name), None)
+        if control is None or not control["supported"]:
+            self.notice = f"{name} is not supported by {self.provider_label or 'this provider'}"
+            return
+        try:
+            self.session.params.update({name: coerce(control, value)}, source="panel")
+        except (QwqError, ValueError, t.TraitError) as e:
+            self.notice = _error_line(e)
+        else:
+            self.notice = ""
+
+    def apply_preset(self, name: str) -> None:
+        values = self.presets.get(name)
+        if values:
+            self.session.params.update(dict(values), source="panel")
+
+    # -- messages from the view --------------------------------------------------------------
+    def _on_custom_msg(self, widget: Any, content: Any, buffers: Any) -> None:
+        """Messages from JS; never blocks (a send only schedules a task)."""
+        if not isinstance(content, dict):
+            return
+        kind = content.get("type")
+        if kind == "send":
+            self.send(str(content.get("text", "")))
+        elif kind == "stop":
+            self.stop()
+        elif kind == "new":
+            self.new_chat()
+        elif kind == "param":
+            self.set_param(str(content.get("name", "")), content.get("value"))
+        elif kind == "preset":
+            self.apply_preset(str(content.get("name", "")))
+        elif kind == "reset_params":
+            self.session.params.update(dict.fromkeys(CONTROL_NAMES), source="panel")
+
+    # -- the conversation --------------------------------------------------------------------
+    @property
+    def conversation(self) -> list[dict[str, Any]]:
+        """The messages the model gets as history: user turns and answers, never reasoning.
+
+        A turn whose reply has no answer text (an error, a stop during thinking) is left out,
+        so the model never sees two user messages in a row.
+        """
+        out: list[dict[str, Any]] = []
+        for text, c in self._turns:
+            if c.content:
+                out.append({"role": "user", "content": text})
+                out.append({"role": "assistant", "content": c.content})
+        return out
+
+    messages_for_model = conversation
+
+    @property
+    def last(self) -> Completion | None:
+        return self.history[-1] if self.history else None
+
+    def send(self, text: Any, buffers: Any = None) -> asyncio.Task[Completion] | None:  # type: ignore[override]
+        """Ask the model (schedules :meth:`send_async` on the running loop; returns the task).
+
+        A dict is a custom widget message (ipywidgets' own ``Widget.send``).
+        """
+        if isinstance(text, dict):
+            super().send(text, buffers)
+            return None
+        text = str(text)
+        if not text.strip():
+            return None
+        if self.busy:
+            self.notice = "A reply is still streaming: stop it first."
+            return None
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                loop = asyncio.get_event_loop()
+        self.streaming = True  # at once: the view disables Send before the task runs
+        task = self._task = loop.create_task(self.send_async(text))
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Completion]) -> None:
+        # a task cancelled before its first step never runs send_async's cleanup
+        if task is self._task:
+            self.streaming = False
+        if not task.cancelled() and task.exception() is not None:
+            self.notice = _error_line(task.exception())
+
+    @property
+    def busy(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def task(self) -> asyncio.Task[Completion] | None:
+        """The generation task started by :meth:`send` (await it for the Completion)."""
+        return self._task
+
+    async def send_async(self, text: str) -> Completion:
+        """Generate one reply to ``text`` and return its Completion (stopped or broken too)."""
+        history = self.conversation
+        epoch = self._epoch
+        self.notice = ""
+        self._stop_requested = False
+        self.messages = [*self.messages, user_message(text),
+                         {"role": "assistant", "text": "", "html": "", "reasoning": "",
+                          "thinking": False, "summary": "", "footer": "",
+                          "status": "streaming", "error": ""}]
+        self.streaming = True
+        c: Completion | None = None
+        s: Any = None
+        cancelled = False
+        try:
+            s = self.session.client().astream(text, history=history, system=self.system)
+            c = s.completion
+            self._push(c, False, epoch)
+            period = 1.0 / FLUSH_HZ
+            last = time.monotonic()
+            async for _ev in s:
+                now = time.monotonic()
+                if now - last >= period:
+                    self._push(c, False, epoch)
+                    last = now
+        except asyncio.CancelledError:
+            cancelled = True
+            if s is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(s.aclose())
+            if c is not None and c.status == "streaming":
+                c.finish("stopped")
+        except QwqError as e:
+            if c is None:
+                c = e.completion or Completion(provider=self.session.provider or "")
+            if c.status in ("streaming", "complete"):
+                c.finish("error", e)
+            c.error = c.error or e
+        except Exception as e:  # a bug must show in the panel, not vanish in a task
+            if c is None:
+                c = Completion(provider=self.session.provider or "")
+            c.finish("error", e)
+        finally:
+            if c is None:  # cancelled before the request was built
+                c = Completion(provider=self.session.provider or "")
+                c.finish("stopped")
+            if c.status == "streaming":
+                c.finish("complete")
+            self._finish(text, c, epoch)
+        if cancelled and not self._stop_requested:
+            raise asyncio.CancelledError
+        if cancelled:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+        return c
+
+    def _push(self, c: Completion, final: bool, epoch: int) -> None:
+        if epoch == self._epoch:
+            self.messages = [*self.messages[:-1], assistant_message(c, final)]
+
+    def _finish(self, text: str, c: Completion, epoch: int) -> None:
+        self.history.append(c)
+        self.session.last = c
+        if epoch == self._epoch:
+            self._push(c, True, epoch)
+            self._turns.append((text, c))
+        self.streaming = False
+
+    def stop(self) -> None:
+        """Stop the reply being generated; its partial text stays, marked "stopped"."""
+        if self.busy and self._task is not None:
+            self._stop_requested = True
+            self._task.cancel()
+
+    def new_chat(self) -> None:
+        """Forget the conversation (stops a running reply first)."""
+        self.stop()
+        self._epoch += 1
+        self._turns = []
+        self.messages = []
+        self.notice = ""
+
+    def close(self) -> None:
+        self.stop()
+        with contextlib.suppress(ValueError):
+            self.session.unobserve(self._on_choice, names=["provider", "model"])
+            self.session.params.unobserve(self._on_param, names=list(CONTROL_NAMES))
+        super().close()
