@@ -54,7 +54,9 @@ _EXPORTS: dict[str, str] = {
     "TruncatedOutputError": "structured",
     "ChatPanel": "widgets",
     "ParamsPanel": "widgets",
-    "session": "session",
+    "session": "state",
+    "Session": "state",
+    "Params": "state",
 }
 
 __all__ = [*sorted(_EXPORTS), "load_ipython_extension", "unload_ipython_extension"]

@@ -167,7 +167,7 @@ class Cassette:
                         time.sleep(wait)
                 self._fold(call, ev)
                 yield ev
-            self._done(call)
+            self._done(call, entry)
             return
         recorded: list[list[Any]] = []
         t0 = time.perf_counter()
@@ -191,7 +191,7 @@ class Cassette:
                         await asyncio.sleep(wait)
                 self._fold(call, ev)
                 yield ev
-            self._done(call)
+            self._done(call, entry)
             return
         recorded: list[list[Any]] = []
         t0 = time.perf_counter()
@@ -210,11 +210,22 @@ class Cassette:
         call.completion.add(ev)
 
     @staticmethod
-    def _done(call: _Call) -> None:
+    def _done(call: _Call, entry: dict[str, Any]) -> None:
         c = call.completion
         c.replayed = True
         c.reasoning_complete = bool(c.content_pieces) or c.reasoning_complete
         c.finish("complete")
+        # the recorded timings, whatever the replay speed (time to first token, tokens/s…)
+        t = c.timings
+        events = entry["events"]
+        first = next((e[0] for e in events if e[1] in ("r", "c")), None)
+        answer = next((e[0] for e in events if e[1] == "c"), None)
+        if first is not None:
+            t.first_token = t.start + first
+        if answer is not None and c.reasoning_pieces:
+            t.reasoning_end = t.start + answer
+        if events:
+            t.end = t.start + events[-1][0]
 
     def _store(self, call: _Call, recorded: list[list[Any]]) -> None:
         if call.completion.status != "complete":

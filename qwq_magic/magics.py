@@ -1,7 +1,7 @@
 """``%%qwq`` and ``%qwq``: stream reasoning models into notebook cells.
 
 The magic is a thin front end: options → :meth:`Client.stream` (through the shared
-:data:`qwq_magic.session`) → events → :class:`Completion` → :mod:`qwq_magic.display`.
+:data:`qwq_magic.session` (in :mod:`qwq_magic.state`)) → events → :class:`Completion` → :mod:`qwq_magic.display`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode
 
 from .errors import ConfigurationError, QwqError
-from .session import session
+from .state import session
 
 LOCAL_PORTS = ((11434, "Ollama"), (1234, "LM Studio"), (8080, "llama.cpp"), (8000, "vLLM"))
 

@@ -130,7 +130,7 @@ def test_spec_describe_and_nest() -> None:
 
 
 def test_session_params_are_read_live() -> None:
-    from qwq_magic.session import Params
+    from qwq_magic.state import Params
 
     p = Params()
     c = client("deepinfra", params=p)

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("anywidget")
 pytest.importorskip("ipywidgets")
 
-from qwq_magic.session import Session
+from qwq_magic.state import Session
 from qwq_magic.testing import Reply
 from qwq_magic.widgets import PRESETS, ChatPanel, ParamsPanel, controls_for
 from qwq_magic.widgets.params import presets_for

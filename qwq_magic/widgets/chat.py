@@ -142,7 +142,7 @@ class ChatPanel(anywidget.AnyWidget):
     def __init__(self, session: Any = None, *, system: str | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         if session is None:
-            from ..session import session as default_session
+            from ..state import session as default_session
 
             session = default_session
         self.session = session

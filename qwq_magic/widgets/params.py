@@ -217,7 +217,7 @@ class ParamsPanel:
 
     def __init__(self, session: Any = None) -> None:
         if session is None:
-            from ..session import session as default_session
+            from ..state import session as default_session
 
             session = default_session
         self.session = session

@@ -1,0 +1,15 @@
+"""Repository-level pytest configuration.
+
+The tutorial notebooks run under nbval from their recordings (``%qwq replay``): replay at once
+(``QWQ_REPLAY_SPEED=0``) and make sure no provider key or URL from the developer's environment
+can turn a replay into a live call. nbval's kernels inherit this environment.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in list(os.environ):
+    if _var.startswith(("QWQ_", "DEEPINFRA_", "AIMLAPI_", "CLOUDFLARE_")):
+        del os.environ[_var]
+os.environ["QWQ_REPLAY_SPEED"] = "0"
