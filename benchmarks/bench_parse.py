@@ -109,6 +109,14 @@ def main() -> None:
         print(f"{k:16s} {v:7.2f} µs/event")
     print(f"qwq_magic / bare      = {res['qwq_magic'] / res['bare httpx+json']:.2f}×  (target ≤ 2×)")
     print(f"openai SDK / qwq_magic = {res['openai SDK'] / res['qwq_magic']:.1f}×  (target ≥ 10×)")
+    print()
+    print(f"### Stream parsing ({a.events:,} events, best of {a.repeat})")
+    print()
+    print("| parser | µs/event | × bare httpx+json |")
+    print("|---|---:|---:|")
+    for k, v in res.items():
+        print(f"| {k} | {v:.2f} | {v / res['bare httpx+json']:.2f}× |")
+    print(f"| **openai SDK / qwq_magic** | | **{res['openai SDK'] / res['qwq_magic']:.1f}×** |")
     print(json.dumps({"events": a.events, "us_per_event": res,
                       "ratio_vs_bare": res["qwq_magic"] / res["bare httpx+json"],
                       "openai_over_qwq": res["openai SDK"] / res["qwq_magic"]}))
