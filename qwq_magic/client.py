@@ -662,7 +662,8 @@ class AsyncStream:
         c = self._call.completion
         cassette = self._client.cassette
         try:
-            source = cassette.aplay(self._call, self._live) if cassette else self._live()
+            source = (cassette.aplay(self._call, self._live) if cassette is not None
+                      else self._live())
             async for ev in source:
                 yield ev
         except (GeneratorExit, asyncio.CancelledError):

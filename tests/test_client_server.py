@@ -350,3 +350,13 @@ def test_asyncio_run_with_sync_api_does_not_leak(provider_server):
             return (await c.acomplete("hi")).content
 
     assert asyncio.run(main())
+
+
+async def test_async_calls_are_recorded_into_an_empty_cassette(provider_server, tmp_path):
+    srv = provider_server
+    srv.script(Reply(reasoning="r", content="async answer"))
+    path = tmp_path / "async.jsonl"
+    async with make(srv, "vllm", cassette=path, mode="record") as client:
+        await client.acomplete("hi")
+    replay = qm.Client("openai", model="qwq", cassette=path, mode="replay")
+    assert (await replay.acomplete("hi")).content == "async answer"
