@@ -8,7 +8,8 @@ code and LaTeX), only a brace holding a *reference* is replaced: a name followed
 * code fences (````` … `````), inline code (`` `…` ``) and TeX math (``$…$``, ``$$…$$``,
   ``\\(…\\)``, ``\\[…\\]``) are copied untouched, as are LaTeX groups such as ``\\frac{a}{b}``,
   ``x^{n}`` and ``a_{i}``;
-* ``{{`` and ``}}`` are escapes for literal braces.
+* ``{{`` and ``}}`` are escapes for literal braces (a ``}}`` with no ``{{`` before it, as at
+  the end of nested JSON, stays as written).
 
 An undefined name is an error before anything is sent.
 """
@@ -57,14 +58,17 @@ def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
 def _fill(text: str, ns: Mapping[str, Any]) -> str:
     out: list[str] = []
     i, n = 0, len(text)
+    escapes = 0  # open {{ escapes: only those turn a later }} into } (JSON ends with }})
     while i < n:
         ch = text[i]
         if ch == "{" and text.startswith("{{", i):
             out.append("{")
+            escapes += 1
             i += 2
             continue
-        if ch == "}" and text.startswith("}}", i):
+        if ch == "}" and escapes and text.startswith("}}", i):
             out.append("}")
+            escapes -= 1
             i += 2
             continue
         if ch == "{":

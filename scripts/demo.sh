@@ -11,4 +11,6 @@ SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 export QWQ_LOCAL_SERVER="http://127.0.0.1:$PORT"
 echo "local provider server: $QWQ_LOCAL_SERVER (log: .venv/provider-server.log)"
-.venv/bin/python -m jupyterlab notebooks/quickstart.ipynb "$@"
+root=()
+[ "$(id -u)" = 0 ] && root=(--allow-root)
+.venv/bin/python -m jupyterlab "${root[@]}" notebooks/quickstart.ipynb "$@"
