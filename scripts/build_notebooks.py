@@ -1,0 +1,405 @@
+"""Build the tutorial notebooks, record their replies, and save them with outputs.
+
+    .venv/bin/python scripts/build_notebooks.py            # rebuild + re-record everything
+    .venv/bin/python scripts/build_notebooks.py quickstart # one notebook
+
+Recording runs each notebook in a real kernel with ``%qwq replay`` switched to ``%qwq record``,
+against the local provider server (``qwq_magic.testing``) scripted with the replies below, so
+the recordings need no key and no network. With a real key you can re-record against the real
+provider instead: run the notebook with the replay line changed to ``%qwq record PATH``.
+The saved notebooks are then executed again in pure replay mode, so the outputs you see on
+GitHub are what a fresh clone produces.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+from qwq_magic.testing import ProviderServer, Reply
+
+ROOT = Path(__file__).resolve().parents[1]
+NB_DIR = ROOT / "notebooks"
+REC_DIR = NB_DIR / "recordings"
+
+
+def md(text: str) -> nbformat.NotebookNode:
+    return nbformat.v4.new_markdown_cell(text.strip())
+
+
+def code(text: str, check: bool = False, raises: bool = False) -> nbformat.NotebookNode:
+    """A code cell; nbval markers go in the cell tags (a cell magic must be the first line)."""
+    cell = nbformat.v4.new_code_cell(text.strip())
+    tags = (["nbval-check-output"] if check else []) + (["raises-exception"] if raises else [])
+    if tags:
+        cell.metadata["tags"] = tags
+    return cell
+
+
+def live_note(provider: str, env: str, model: str) -> str:
+    return f"""
+> **Runs offline.** The `%qwq replay` line below streams recorded replies (recorded from
+> `qwq_magic`'s local test server, paced like a real stream), so this notebook needs no key and
+> no network. **To use a real provider instead:** set `{env}` in the environment that starts
+> Jupyter, then delete the `%qwq replay …` line (or run `%qwq live`). The same cells then call
+> `{provider}` · `{model}` for real. Any OpenAI-compatible server works too:
+> `%qwq use openai --base-url http://localhost:11434/v1 --model qwq` (Ollama).
+"""
+
+
+def setup(name: str, provider: str, model: str) -> nbformat.NotebookNode:
+    return code(f"%load_ext qwq_magic\n%qwq replay recordings/{name}.jsonl\n"
+                f"%qwq use {provider} --model {model}")
+
+
+QWQ_THINK = ("Okay, the user wants {topic}. Let me think about what a first-year student "
+             "already knows. They know what a list is, probably. So I should start from "
+             "something concrete. Hmm, an analogy might help: a phone book. If I open it in the "
+             "middle, I know which half the name is in. Then I halve again. Each step throws "
+             "away half of what is left, so for a million names it takes about twenty steps, "
+             "since two to the twentieth is about a million. Wait, I should also mention that "
+             "the list must be sorted, otherwise halving tells us nothing. And a tiny code "
+             "example in Python would make it concrete. Let me keep it short and friendly.")
+
+NOTEBOOKS: dict[str, dict] = {}
+
+# -- 1. quickstart ------------------------------------------------------------------------------
+NOTEBOOKS["quickstart"] = {
+    "provider": "deepinfra", "model": "Qwen/QwQ-32B", "env": "DEEPINFRA_TOKEN",
+    "replies": [
+        Reply(match="binary search", reasoning=QWQ_THINK.format(topic="binary search explained"),
+              content="**Binary search** finds an item in a *sorted* list by halving the search "
+                      "range at every step.\n\n1. Look at the middle element.\n2. If it is the "
+                      "target, you are done.\n3. If the target is smaller, keep the left half; "
+                      "otherwise keep the right half.\n\nA million items need at most about "
+                      "**20** looks, because 2²⁰ ≈ 1,000,000.\n\n```python\ndef binary_search"
+                      "(xs, target):\n    lo, hi = 0, len(xs) - 1\n    while lo <= hi:\n"
+                      "        mid = (lo + hi) // 2\n        if xs[mid] == target:\n"
+                      "            return mid\n        if xs[mid] < target:\n"
+                      "            lo = mid + 1\n        else:\n            hi = mid - 1\n"
+                      "    return -1\n```"),
+        Reply(match="2**20", reasoning="The user asks for 2**20. 2^10 is 1024, so 2^20 is "
+              "1024 squared: 1,048,576. Let me double-check: 1024 × 1024 = 1,048,576. Yes.",
+              content="2**20 = **1,048,576**."),
+        Reply(match="need a sorted", reasoning="They ask why the list has to be sorted. Because "
+              "the comparison with the middle element only tells us which half to keep if "
+              "everything left of it is smaller and everything right of it is larger.",
+              content="Because the comparison with the middle element only tells you which "
+              "half to throw away if the list is ordered: everything on the left is smaller, "
+              "everything on the right is larger. In an unsorted list the target could be "
+              "anywhere."),
+    ],
+    "cells": [
+        md("# Quickstart: `%%qwq` in one minute\n\nStream a reasoning model (QwQ-32B) into a "
+           "notebook cell: watch it think, see the thinking fold away when the answer starts, "
+           "and get the result back as a Python object." + live_note(
+               "DeepInfra", "DEEPINFRA_TOKEN", "Qwen/QwQ-32B")),
+        setup("quickstart", "deepinfra", "Qwen/QwQ-32B"),
+        md("## Ask\nThe cell body is the prompt. `{topic}` is filled in from the notebook; "
+           "`-o answer` keeps the reply. The reasoning streams in an open **Thinking…** block, "
+           "then folds to *Thought for N s* when the answer starts (click to reopen)."),
+        code("topic = \"binary search\""),
+        code("%%qwq --temperature 0.6 --top-p 0.95 --max-tokens 4096 -o answer\n"
+             "Explain {topic} to a first-year student, with a short Python example."),
+        md("## The result is a Python object\n`str(answer)` is the answer; `.reasoning`, "
+           "`.usage`, `.timings` and `.params` are there too. `_qwq` always holds the last "
+           "reply."),
+        code("print(answer.status, answer.finish_reason)\nprint(answer.params)\n"
+             "print(answer.content.splitlines()[0])", check=True),
+        code("print(f\"{len(answer.reasoning.split())} reasoning words, "
+             "{answer.usage.completion_tokens} completion tokens\")", check=True),
+        md("## One-liners and conversations\n`%qwq QUESTION` asks a one-line question (end it with a period: IPython reads a trailing `?` as a help request). "
+           "`--chat NAME` continues a conversation (earlier turns are sent back; the "
+           "reasoning is not, as the QwQ model card advises)."),
+        code("%qwq Compute 2**20."),
+        code("%%qwq --chat study\nWhy does {topic} need a sorted list?"),
+        code("%qwq history study"),
+        md("## See exactly what is sent\n`--dry-run` shows the HTTP request, with the key "
+           "masked, without sending it."),
+        code("%%qwq --dry-run --temperature 0.6 --max-tokens 4096\nExplain {topic}."),
+        md("Next: [reasoning](reasoning.ipynb) · [structured output](structured_output.ipynb) "
+           "· [prompt tuning](prompt_tuning.ipynb) · [chat panel](chat_panel.ipynb) · "
+           "[teaching demo](teaching_demo.ipynb)."),
+    ],
+}
+
+# -- 2. reasoning -------------------------------------------------------------------------------
+NOTEBOOKS["reasoning"] = {
+    "provider": "aimlapi", "model": "alibaba/qwen3-32b", "env": "AIMLAPI_KEY",
+    "replies": [
+        Reply(match="train leaves", reasoning="Let me set up the problem. Train A leaves at "
+              "9:00 at 80 km/h. Train B leaves at 10:00 at 120 km/h from the same station in "
+              "the same direction. At 10:00, A is 80 km ahead. B closes the gap at 120 - 80 = "
+              "40 km/h. So it needs 80 / 40 = 2 hours. B catches A at 12:00. Check: A has "
+              "travelled 3 h × 80 = 240 km, B 2 h × 120 = 240 km. Yes.",
+              content="Train B catches up at **12:00**, 240 km from the station.\n\n"
+                      "- Head start of A at 10:00: 80 km\n- Closing speed: 120 − 80 = 40 km/h\n"
+                      "- Time to close the gap: 80 / 40 = **2 h**"),
+        Reply(match="train leaves", reasoning="A leads by 80 km at 10:00; closing speed 40 "
+              "km/h; two hours; so 12:00.", content="At **12:00** (after 2 hours)."),
+        Reply(match="train leaves", reasoning="", content="Train B catches up at 12:00."),
+        Reply.long(400, match="prime numbers"),
+    ],
+    "cells": [
+        md("# Reasoning: watch it, fold it, budget it, switch it off\n\nQwen3-32B on AI/ML API "
+           "can think before it answers (`enable_thinking`), with a cap on how long "
+           "(`thinking_budget`)." + live_note("AI/ML API", "AIMLAPI_KEY", "alibaba/qwen3-32b")),
+        setup("reasoning", "aimlapi", "alibaba/qwen3-32b"),
+        code("question = \"A train leaves at 9:00 at 80 km/h; a second train leaves the same "
+             "station at 10:00 at 120 km/h in the same direction. When does it catch up?\""),
+        md("## Thinking on\nOn AI/ML API, Qwen3's `enable_thinking` defaults to **false**: "
+           "`--thinking` turns it on. The live block counts tokens while the model thinks."),
+        code("%%qwq --thinking --max-tokens 2048 -o full\n{question}"),
+        md("## A thinking budget\n`--thinking-budget N` caps the reasoning tokens; the model "
+           "then answers."),
+        code("%%qwq --thinking --thinking-budget 32 -o budgeted\n{question}"),
+        md("## Thinking off\n`--no-thinking` answers directly: faster and cheaper."),
+        code("%%qwq --no-thinking -o direct\n{question}"),
+        code("for name, c in [(\"full\", full), (\"budgeted\", budgeted), "
+             "(\"direct\", direct)]:\n    print(f\"{name:9} reasoning words: "
+             "{len(c.reasoning.split()):3}   answer: {c.content.splitlines()[0]}\")",
+             check=True),
+        md("## When thinking eats the budget\nReasoning models think for thousands of tokens. "
+           "If `max_tokens` runs out *inside* the reasoning, there is no answer, and the output "
+           "says so and how to fix it. (On Cloudflare Workers AI the default `max_tokens` is "
+           "only 256!)"),
+        code("%%qwq --thinking --max-tokens 200 -o cut\nList the prime numbers below 100 and "
+             "explain each one."),
+        code("print(cut.finish_reason, cut.reasoning_truncated, repr(cut.content))", check=True),
+        md("## Hide the reasoning\n`--hide-reasoning` shows only a progress line and the "
+           "answer; the reasoning is still on the result (`.reasoning`)."),
+    ],
+}
+
+# -- 3. structured output -----------------------------------------------------------------------
+PEOPLE = ('{"items": [\n {"name": "Ada Lovelace", "born": 1815, "field": "mathematics"},\n'
+          ' {"name": "Alan Turing", "born": 1912, "field": "computer science"},\n'
+          ' {"name": "Grace Hopper", "born": 1906, "field": "computer science"},\n'
+          ' {"name": "Emmy Noether", "born": 1882, "field": "mathematics"}\n]}')
+NOTEBOOKS["structured_output"] = {
+    "provider": "deepinfra", "model": "Qwen/QwQ-32B", "env": "DEEPINFRA_TOKEN",
+    "replies": [
+        Reply(match="four pioneers", reasoning="I need four pioneers of computing or "
+              "mathematics with birth years. Ada Lovelace, 1815. Alan Turing, 1912. Grace "
+              "Hopper, 1906. Emmy Noether, 1882, mathematics. The schema wants a list of "
+              "objects with name, born and field.", content=PEOPLE, pace=0.03),
+        Reply(match="Extract the invoice", reasoning="The invoice text mentions ACME Corp, "
+              "number INV-2041, total 1,250.00 EUR, due 2026-12-31.",
+              content='```json\n{"vendor": "ACME Corp", "number": "INV-2041", '
+                      '"total": 1250.0, "currency": "EUR", "due": "2026-12-31"}\n```'),
+        Reply(match="Count the birds", reasoning="Three sparrows and two crows.",
+              content='{"sparrows": 3, "crows": "two"}'),
+    ],
+    "cells": [
+        md("# Structured output: JSON straight into Python\n\n`--json SCHEMA` asks the provider "
+           "for JSON matching a schema (in the wire form that provider understands), strips the "
+           "reasoning, validates, and stores the result: a dict, a pydantic object or, with "
+           "`--df`, a pandas DataFrame." + live_note("DeepInfra", "DEEPINFRA_TOKEN",
+                                                     "Qwen/QwQ-32B")),
+        setup("structured_output", "deepinfra", "Qwen/QwQ-32B"),
+        md("## A pydantic model → a DataFrame\nWhile the answer streams, the JSON is shown "
+           "growing, pretty-printed, under the folded reasoning."),
+        code("from pydantic import BaseModel\n\n\nclass Person(BaseModel):\n    name: str\n"
+             "    born: int\n    field: str"),
+        code("%%qwq --json Person -o people --df\nName four pioneers of computing or "
+             "mathematics."),
+        code("people.sort_values(\"born\")", check=True),
+        md("## Any schema form\nA JSON-schema dict, a pydantic class, a JSON string, a "
+           "`.json` file, or a compact field list like `llm`'s: `'vendor, number, total float, "
+           "currency, due'`."),
+        code("%%qwq --json 'vendor, number, total float, currency, due: ISO date' -o invoice\n"
+             "Extract the invoice fields: \"ACME Corp invoice INV-2041, total EUR 1,250.00, "
+             "payable by 31 Dec 2026\"."),
+        code("invoice", check=True),
+        md("## When the model gets it wrong\nInvalid JSON, a schema violation (with the path "
+           "of the failing field) and a reply cut off at `max_tokens` are three different, "
+           "clear errors. The variable is never set to something wrong; the raw text stays "
+           "on `_qwq` and on the exception. `--retries N` re-asks with the error."),
+        code("%%qwq --json '{\"type\": \"object\", \"properties\": "
+             "{\"sparrows\": {\"type\": \"integer\"}, \"crows\": {\"type\": \"integer\"}}}' "
+             "-o birds\nCount the birds: three sparrows and two crows.", raises=True),
+        code("print(_qwq.content)", check=True),
+    ],
+}
+
+# -- 4. prompt tuning ---------------------------------------------------------------------------
+SLOGANS = ["Fresh bread, every morning.", "Warm loaves, warm hearts.",
+           "Crust you can trust.", "Rise and shine with us.",
+           "Where flour becomes magic at dawn."]
+NOTEBOOKS["prompt_tuning"] = {
+    "provider": "deepinfra", "model": "Qwen/QwQ-32B", "env": "DEEPINFRA_TOKEN",
+    "replies": [
+        *[Reply(match="slogan", reasoning=f"A slogan for a bakery. Short, warm. Option "
+                f"{i + 1}: '{s}' Good.", content=s) for i, s in enumerate(SLOGANS)],
+    ],
+    "cells": [
+        md("# Prompt tuning: every sampling parameter, with sliders\n\n`qm.ParamsPanel()` "
+           "shows a control for every parameter the current provider supports, with that "
+           "provider's documented range and default. The sliders, `%qwq set` and the Python "
+           "API share **one** parameter object: move a slider and the next `%%qwq` uses it."
+           + live_note("DeepInfra", "DEEPINFRA_TOKEN", "Qwen/QwQ-32B")),
+        setup("prompt_tuning", "deepinfra", "Qwen/QwQ-32B"),
+        code("import qwq_magic as qm\n\nqm.ParamsPanel()"),
+        md("`%qwq set` changes the same values (and moves the sliders above). Values are "
+           "checked against the provider's ranges before anything is sent:"),
+        code("%qwq set temperature=0.6 top_p=0.95"),
+        code("%qwq set temperature=3", raises=True),
+        code("%qwq params"),
+        md("## Compare settings side by side\nThe Python API takes the same parameters; "
+           "here, one prompt at five temperatures (same seed)."),
+        code("import pandas as pd\n\nclient = qm.session.client()\nrows = []\n"
+             "for t in [0.0, 0.3, 0.6, 1.0, 1.5]:\n"
+             "    c = client.complete(\"Write a slogan for a bakery.\", temperature=t, seed=7, "
+             "max_tokens=512)\n"
+             "    rows.append({\"temperature\": t, \"slogan\": c.content, "
+             "\"tokens\": c.usage.completion_tokens})\npd.DataFrame(rows)", check=True),
+    ],
+}
+
+# -- 5. chat panel ------------------------------------------------------------------------------
+NOTEBOOKS["chat_panel"] = {
+    "provider": "deepinfra", "model": "Qwen/QwQ-32B", "env": "DEEPINFRA_TOKEN",
+    "replies": [
+        Reply(match="recursion", reasoning="They want recursion explained simply. A function "
+              "that calls itself on a smaller problem, with a base case that stops it. "
+              "Factorial is the classic example.",
+              content="**Recursion** is a function solving a problem by calling itself on a "
+                      "smaller piece of it, until it reaches a *base case* it can answer "
+                      "directly.\n\n```python\ndef factorial(n):\n    if n <= 1:      # base "
+                      "case\n        return 1\n    return n * factorial(n - 1)\n```"),
+        Reply(match="base case", reasoning="Without a base case the calls never stop; Python "
+              "raises RecursionError after about 1000 frames.",
+              content="Then it never stops: every call makes another call, until Python "
+                      "gives up with `RecursionError: maximum recursion depth exceeded` "
+                      "(about 1,000 nested calls by default)."),
+    ],
+    "cells": [
+        md("# The chat panel\n\n`qm.ChatPanel()` is a chat in the notebook: the answer streams "
+           "in, each reply's reasoning folds into a *Thought for N s* block, code blocks get a "
+           "copy button, **Stop** cancels a long answer (the partial text stays), and the "
+           "*Sampling* section has the same sliders as `qm.ParamsPanel()`." + live_note(
+               "DeepInfra", "DEEPINFRA_TOKEN", "Qwen/QwQ-32B")),
+        setup("chat_panel", "deepinfra", "Qwen/QwQ-32B"),
+        code("import qwq_magic as qm\n\npanel = qm.ChatPanel()\npanel"),
+        md("Type in the box (Enter sends, Shift+Enter starts a new line). Python can drive it "
+           "too, and read the conversation back:"),
+        code("await panel.send_async(\"Explain recursion in two sentences.\")\n"
+             "await panel.send_async(\"What happens without a base case?\")"),
+        code("for m in panel.conversation:\n    print(f\"{m['role']:>9}: "
+             "{m['content'][:70]}\")", check=True),
+        code("print(panel.last.status, panel.last.usage.completion_tokens)", check=True),
+    ],
+}
+
+# -- 6. teaching demo ---------------------------------------------------------------------------
+NOTEBOOKS["teaching_demo"] = {
+    "provider": "deepinfra", "model": "Qwen/QwQ-32B", "env": "DEEPINFRA_TOKEN",
+    "replies": [
+        Reply(match="0.1 + 0.2", reasoning="Students often see 0.1 + 0.2 == 0.3 being False. "
+              "Why? Binary floating point cannot represent 0.1 exactly: it is a repeating "
+              "fraction in base 2, like 1/3 in base 10. So 0.1 is stored as "
+              "0.1000000000000000055511151231257827, and 0.2 similarly, and the sum rounds to "
+              "0.30000000000000004. The fix is math.isclose or decimal.Decimal. I should show "
+              "the surprise first, then the reason, then the fix.",
+              content="Because computers store numbers in **binary**, and 0.1 has no exact "
+                      "binary form (like ⅓ has none in decimal). The tiny rounding errors add "
+                      "up:\n\n```python\n>>> 0.1 + 0.2\n0.30000000000000004\n```\n\nCompare "
+                      "floats with a tolerance instead:\n\n```python\nimport math\n"
+                      "math.isclose(0.1 + 0.2, 0.3)   # True\n```"),
+        Reply(match="money", reasoning="For money, use decimal.Decimal or integer cents.",
+              content="Use `decimal.Decimal` (built for exact decimal arithmetic) or count "
+                      "**integer cents**: `10 + 20 == 30` is always exact."),
+    ],
+    "cells": [
+        md("# Teaching demo: a live lesson that cannot fail\n\nA classroom script: ask the "
+           "question the students ask, let them *watch the model think*, then continue the "
+           "conversation. Recorded, so it runs the same with no Wi-Fi and no key; record your "
+           "own lesson with `%qwq record lesson.jsonl` the night before, replay it in class "
+           "with `%qwq replay lesson.jsonl`." + live_note("DeepInfra", "DEEPINFRA_TOKEN",
+                                                          "Qwen/QwQ-32B")),
+        setup("teaching_demo", "deepinfra", "Qwen/QwQ-32B"),
+        md("**Step 1.** Show the surprise."),
+        code("0.1 + 0.2 == 0.3"),
+        md("**Step 2.** Ask the model, and let the class read its reasoning as it streams."),
+        code("%%qwq --chat lesson --temperature 0.6 --top-p 0.95\nWhy is 0.1 + 0.2 == 0.3 "
+             "False in Python? Explain for beginners."),
+        md("**Step 3.** The follow-up question remembers the conversation."),
+        code("%%qwq --chat lesson\nSo what should I use for money?"),
+        code("from decimal import Decimal\nprint(Decimal(\"0.1\") + Decimal(\"0.2\") == "
+             "Decimal(\"0.3\"))", check=True),
+    ],
+}
+
+
+def build(name: str, spec: dict) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = copy.deepcopy(spec["cells"])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+def record(name: str, spec: dict) -> None:
+    rec = REC_DIR / f"{name}.jsonl"
+    rec.unlink(missing_ok=True)
+    nb = build(name, spec)
+    nb.cells[1].source = nb.cells[1].source.replace("%qwq replay", "%qwq record")
+    with ProviderServer(pace=0.02) as srv:
+        srv.script(*spec["replies"])
+        env = {"QWQ_PROVIDER": spec["provider"], "QWQ_BASE_URL": srv.base_url(spec["provider"]),
+               spec["env"]: "test-key", "QWQ_REPLAY_SPEED": "0"}
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
+                           resources={"metadata": {"path": str(NB_DIR)}}).execute()
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    _report_errors(name, nb, expected=True)
+    print(f"recorded {rec.relative_to(ROOT)}: {sum(1 for _ in rec.open())} replies")
+
+
+def execute_and_save(name: str, spec: dict) -> None:
+    nb = build(name, spec)
+    env_keep = {k: os.environ.pop(k) for k in list(os.environ)
+                if k.startswith(("QWQ_", "DEEPINFRA", "AIMLAPI", "CLOUDFLARE"))}
+    os.environ["QWQ_REPLAY_SPEED"] = "0"
+    try:
+        NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
+                       resources={"metadata": {"path": str(NB_DIR)}}).execute()
+    finally:
+        os.environ.pop("QWQ_REPLAY_SPEED", None)
+        os.environ.update(env_keep)
+    _report_errors(name, nb, expected=True)
+    nbformat.write(nb, NB_DIR / f"{name}.ipynb")
+    print(f"wrote notebooks/{name}.ipynb")
+
+
+def _report_errors(name: str, nb: nbformat.NotebookNode, expected: bool) -> None:
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.output_type == "error" and "raises-exception" not in cell.metadata.get(
+                    "tags", []):
+                sys.exit(f"{name} cell {i} failed: {out.ename}: {out.evalue}")
+
+
+def main(names: list[str]) -> None:
+    REC_DIR.mkdir(parents=True, exist_ok=True)
+    for name in names or list(NOTEBOOKS):
+        spec = NOTEBOOKS[name]
+        record(name, spec)
+        execute_and_save(name, spec)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
