@@ -11,7 +11,7 @@ import contextlib
 import html
 import os
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
@@ -656,7 +656,7 @@ def param_rows() -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def _html_table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def _html_table(head: tuple[str, ...], rows: Sequence[tuple[Any, ...]]) -> str:
     th = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td style='text-align:left'>{html.escape(str(v))}</td>"
                                     for v in r) + "</tr>" for r in rows)

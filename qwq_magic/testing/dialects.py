@@ -282,8 +282,8 @@ def openai_events(plan: Plan, route: Route, include_usage: bool) -> list[str]:
                                  "predicted_ms": 10.0 * plan.completion_tokens,
                                  "predicted_per_second": 100.0}
     if route.finish_chunk_separate or route.name in ("vllm", "vllm-old", "raw", "aimlapi"):
-        fin = chunk({"content": "", "refusal": None, rf: None} if route.name == "aimlapi"
-                    else {}, finish)
+        fin = chunk({"content": "", "refusal": None, rf or "reasoning_content": None}
+                    if route.name == "aimlapi" else {}, finish)
         out.append(fin)
     else:
         fin = chunk({"role": "assistant", "content": "", "tool_calls": None}

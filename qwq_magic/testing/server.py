@@ -384,7 +384,7 @@ class _Handler(BaseHTTPRequestHandler):
                        code=5006)
         messages = body.get("messages") or [{"role": "user", "content": body.get("prompt", "")}]
         reply = st.take_reply(messages) or default_reply(messages, schema)
-        plan = self._plan(route, model, body, reply, messages)
+        plan = self._plan(route, str(model), body, reply, messages)
         if "error_200" in kinds:
             self._send_json(200, d.error_body(route, 500, "upstream model crashed"))
             raise _Handled
