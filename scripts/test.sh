@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check qwq_magic tests benchmarks scripts conftest.py
+.venv/bin/mypy qwq_magic --ignore-missing-imports
 args=(tests)
 if ls notebooks/*.ipynb >/dev/null 2>&1; then
   args+=(notebooks --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg)
