@@ -331,13 +331,12 @@ function render({ model, el }) {
   const onControls = () => renderControls(model, controlsBox, controlViews);
   const onValues = () => showValues(model, controlViews);
   const onNotice = () => renderNotice();
-  model.on("change:messages", onMessages);
-  model.on("change:streaming", onStreaming);
-  model.on("change:provider_label", onLabel);
-  model.on("change:controls", onControls);
-  model.on("change:presets", onControls);
-  model.on("change:values", onValues);
-  model.on("change:notice", onNotice);
+  const handlers = [
+    ["messages", onMessages], ["streaming", onStreaming], ["provider_label", onLabel],
+    ["controls", onControls], ["presets", onControls], ["values", onValues],
+    ["notice", onNotice],
+  ];
+  for (const [name, fn] of handlers) model.on(`change:${name}`, fn);
 
   renderHeader();
   renderMessages();
@@ -347,13 +346,7 @@ function render({ model, el }) {
   list.scrollTop = list.scrollHeight;
 
   return () => {
-    model.off("change:messages", onMessages);
-    model.off("change:streaming", onStreaming);
-    model.off("change:provider_label", onLabel);
-    model.off("change:controls", onControls);
-    model.off("change:presets", onControls);
-    model.off("change:values", onValues);
-    model.off("change:notice", onNotice);
+    for (const [name, fn] of handlers) model.off(`change:${name}`, fn);
   };
 }
 

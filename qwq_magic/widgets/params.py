@@ -12,24 +12,11 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..params import DESCRIPTIONS, ParamSpec
+from ..params import DESCRIPTIONS, PARAM_NAMES, ParamSpec
 from ..providers import get_preset
 
 #: The parameters a panel shows, in display order (``n`` is not offered: one choice only).
-CONTROL_NAMES: tuple[str, ...] = (
-    "temperature",
-    "top_p",
-    "top_k",
-    "min_p",
-    "max_tokens",
-    "seed",
-    "repetition_penalty",
-    "frequency_penalty",
-    "presence_penalty",
-    "stop",
-    "enable_thinking",
-    "thinking_budget",
-)
+CONTROL_NAMES: tuple[str, ...] = tuple(n for n in PARAM_NAMES if n != "n")
 
 _KIND: dict[str, str] = {
     "temperature": "float",
