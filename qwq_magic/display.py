@@ -134,7 +134,20 @@ def _md() -> tuple[Any, Any]:
     from pygments.formatters import HtmlFormatter
 
     fmt = HtmlFormatter(nowrap=True, noclasses=True)
-    return MarkdownIt("js-default", {"highlight": _highlight}), fmt
+    md = MarkdownIt("js-default", {"highlight": _highlight})
+    for rule in ("fence", "code_block"):  # a visible box for code, in every front end
+        default = md.renderer.rules[rule]
+
+        def boxed(tokens: Any, idx: int, options: Any, env: Any, _d: Any = default) -> str:
+            return str(_d(tokens, idx, options, env)).replace("<pre>", _PRE, 1)
+
+        md.renderer.rules[rule] = boxed
+    return md, fmt
+
+
+_PRE = ('<pre style="background: var(--jp-cell-editor-background, #f5f5f5); padding: 0.6em '
+        '0.8em; border-radius: 4px; border: 1px solid var(--jp-border-color2, #e0e0e0); '
+        'overflow-x: auto; line-height: 1.4">')
 
 
 @lru_cache(maxsize=64)
