@@ -135,13 +135,14 @@ def _md() -> tuple[Any, Any]:
 
     fmt = HtmlFormatter(nowrap=True, noclasses=True)
     md = MarkdownIt("js-default", {"highlight": _highlight})
+    rules = md.renderer.rules  # type: ignore[attr-defined]
     for rule in ("fence", "code_block"):  # a visible box for code, in every front end
-        default = md.renderer.rules[rule]
+        default = rules[rule]
 
         def boxed(tokens: Any, idx: int, options: Any, env: Any, _d: Any = default) -> str:
             return str(_d(tokens, idx, options, env)).replace("<pre>", _PRE, 1)
 
-        md.renderer.rules[rule] = boxed
+        rules[rule] = boxed
     return md, fmt
 
 
