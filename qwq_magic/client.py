@@ -125,6 +125,7 @@ class Client:
         self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
         self._http: httpx.Client | None = None
         self._ahttp: httpx.AsyncClient | None = None
+        self._ahttp_loop: asyncio.AbstractEventLoop | None = None
         self.cassette: Any = None
         if cassette is not None:
             from .cassette import Cassette
@@ -193,8 +194,12 @@ class Client:
         return self._http
 
     def _async_http(self) -> httpx.AsyncClient:
-        if self._ahttp is None:
+        # an AsyncClient's pool belongs to one event loop: a call from another loop (another
+        # thread, or a later asyncio.run) gets its own client instead of a cross-loop error
+        loop = asyncio.get_running_loop()
+        if self._ahttp is None or self._ahttp_loop is not loop:
             self._ahttp = httpx.AsyncClient(timeout=self.timeout, headers=self._headers)
+            self._ahttp_loop = loop
         return self._ahttp
 
     # -- building requests -------------------------------------------------------------------

@@ -140,15 +140,17 @@ def _md() -> tuple[Any, Any]:
         default = rules[rule]
 
         def boxed(tokens: Any, idx: int, options: Any, env: Any, _d: Any = default) -> str:
-            return str(_d(tokens, idx, options, env)).replace("<pre>", _PRE, 1)
+            return str(_d(tokens, idx, options, env)).replace("<pre><code", _PRE, 1)
 
         rules[rule] = boxed
     return md, fmt
 
 
-_PRE = ('<pre style="background: var(--jp-cell-editor-background, #f5f5f5); padding: 0.6em '
-        '0.8em; border-radius: 4px; border: 1px solid var(--jp-border-color2, #e0e0e0); '
-        'overflow-x: auto; line-height: 1.4">')
+# pygments' colours are for a light background: keep code boxes light in every theme (so they
+# stay readable in JupyterLab Dark too); JupyterLab gives inline <code> a background, not here
+_PRE = ('<pre style="background: #f6f8fa; color: #1f2328; padding: 0.6em 0.8em; '
+        'border-radius: 4px; border: 1px solid #d0d7de; overflow-x: auto; line-height: 1.4">'
+        '<code style="background: none; padding: 0; color: inherit"')
 
 
 @lru_cache(maxsize=64)

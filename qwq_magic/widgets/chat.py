@@ -152,6 +152,10 @@ class ChatPanel(anywidget.AnyWidget):
         self._task: asyncio.Task[Completion] | None = None
         self._stop_requested = False
         self._epoch = 0  # bumped by new_chat: a reply from an older chat no longer draws
+        # the loop of the thread that made the panel (the kernel's): every generation runs
+        # there, whichever thread a widget message arrives on (JupyterLab 4.6 may deliver them
+        # on a kernel subshell thread with its own loop)
+        self._loop = _running_loop()  # None outside a loop: the first send() decides
         self._refresh_choice()
         self._refresh_values()
         session.observe(self._on_choice, names=["provider", "model"])
@@ -209,6 +213,17 @@ class ChatPanel(anywidget.AnyWidget):
         """Messages from JS; never blocks (a send only schedules a task)."""
         if not isinstance(content, dict):
             return
+        if self._loop is not None and self._foreign_thread():
+            self._loop.call_soon_threadsafe(self._dispatch, content)
+        else:
+            self._dispatch(content)
+
+    def _foreign_thread(self) -> bool:
+        """Called from a thread whose loop is not the panel's (while the panel's runs)?"""
+        loop = self._loop
+        return loop is not None and loop.is_running() and _running_loop() is not loop
+
+    def _dispatch(self, content: dict[str, Any]) -> None:
         kind = content.get("type")
         if kind == "send":
             self.send(str(content.get("text", "")))
@@ -258,12 +273,11 @@ class ChatPanel(anywidget.AnyWidget):
         if self.busy:
             self.notice = "A reply is still streaming: stop it first."
             return None
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                loop = asyncio.get_event_loop()
+        if self._loop is not None and self._foreign_thread():
+            self._loop.call_soon_threadsafe(self.send, text)
+            return None
+        loop = _running_loop() or self._loop or _current_loop()
+        self._loop = self._loop or loop
         self.streaming = True  # at once: the view disables Send before the task runs
         task = self._task = loop.create_task(self.send_async(text))
         task.add_done_callback(self._task_done)
@@ -356,6 +370,9 @@ class ChatPanel(anywidget.AnyWidget):
 
     def stop(self) -> None:
         """Stop the reply being generated; its partial text stays, marked "stopped"."""
+        if self._loop is not None and self._foreign_thread():
+            self._loop.call_soon_threadsafe(self.stop)
+            return
         if self.busy and self._task is not None:
             self._stop_requested = True
             self._task.cancel()
@@ -374,3 +391,25 @@ class ChatPanel(anywidget.AnyWidget):
             self.session.unobserve(self._on_choice, names=["provider", "model"])
             self.session.params.unobserve(self._on_param, names=list(CONTROL_NAMES))
         super().close()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _current_loop() -> asyncio.AbstractEventLoop:
+    """The running loop, else this thread's event loop (a new one if it has none)."""
+    loop = _running_loop()
+    if loop is not None:
+        return loop
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            return asyncio.get_event_loop()
+        except RuntimeError:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            return loop
