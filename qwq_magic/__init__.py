@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "ConnectError": "errors",
     "TimeoutError": "errors",
     "CancelledError": "errors",
+    "Secret": "errors",
     "StructuredOutputError": "structured",
     "InvalidJSONError": "structured",
     "SchemaValidationError": "structured",

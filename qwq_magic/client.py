@@ -29,11 +29,11 @@ from .errors import (
     NotFoundError,
     QwqError,
     RateLimitError,
+    Secret,
     ServerError,
     StreamError,
     TimeoutError,
     mask,
-    register_secret,
 )
 from .events import Event, Finish, Usage
 from .params import SamplingParams, normalize_names
@@ -81,7 +81,7 @@ class Client:
         *,
         model: str | None = None,
         base_url: str | None = None,
-        api_key: str | None = None,
+        api_key: str | Secret | None = None,
         account_id: str | None = None,
         timeout: float | httpx.Timeout | None = None,
         max_retries: int = 2,
@@ -108,13 +108,13 @@ class Client:
                 "Example: http://localhost:11434/v1"
             )
         self.base_url: str = url.rstrip("/")
-        self._key: str | None = api_key or _env("QWQ_API_KEY")
-        if self._key is None:
+        key = api_key or _env("QWQ_API_KEY")
+        if not key:
             for var in self._preset.key_env:
-                self._key = _env(var)
-                if self._key:
+                key = _env(var)
+                if key:
                     break
-        register_secret(self._key)
+        self._key: Secret | None = Secret(key) if key else None
         self.account_id: str | None = account_id or _env("CLOUDFLARE_ACCOUNT_ID")
         self.timeout = _timeout(timeout)
         self.max_retries = max(0, int(max_retries))
@@ -149,7 +149,7 @@ class Client:
         return self._key is not None
 
     def __repr__(self) -> str:
-        key = f", api_key={mask(self._key)!r}" if self._key else ""
+        key = f", api_key={mask(self._key.get())!r}" if self._key else ""
         return f"Client({self.provider!r}, model={self.model!r}, base_url={self.base_url!r}{key})"
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -253,7 +253,7 @@ class Client:
             raise MissingKeyError(self.provider, self._preset.key_env)
 
     def _auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._key}"} if self._key else {}
+        return {"Authorization": f"Bearer {self._key.get()}"} if self._key else {}
 
     # -- streaming ---------------------------------------------------------------------------
     def stream(self, prompt: Any = None, **kw: Any) -> Stream:

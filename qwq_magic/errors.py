@@ -41,6 +41,33 @@ def mask(key: str | None) -> str:
     return f"{key[:3]}…{key[-2:]}"
 
 
+class Secret:
+    """A key held so that no repr, str, ``vars()`` or traceback shows it (``.get()`` does)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | Secret) -> None:
+        self._value = value.get() if isinstance(value, Secret) else str(value)
+        register_secret(self._value)
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({mask(self._value)!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
 class QwqError(Exception):
     """Base class of every qwq_magic error."""
 

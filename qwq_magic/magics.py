@@ -303,7 +303,7 @@ class QwqMagics(Magics):
 
                 schema = resolve(schema, multi=True)
             req = client.prepare(prompt, json_schema=schema, json_mode=args.json_mode, **call)
-            text = req.describe(client._key)
+            text = req.describe(client._key.get() if client._key else None)
             self._say(text, f"<pre class='qwq-dry-run'>{html.escape(text)}</pre>")
             return None
         hide = self.hide_reasoning if args.hide_reasoning is None else args.hide_reasoning
@@ -409,7 +409,9 @@ class QwqMagics(Magics):
             if not key:
                 raise ConfigurationError(f"%qwq use: the environment variable {a.key_env} is "
                                          "not set.")
-            kw["api_key"] = key
+            from .errors import Secret
+
+            kw["api_key"] = Secret(key)
         if session.cassette is not None:
             kw["cassette"] = session.cassette
         client = session.use(a.provider, model=a.model, base_url=a.base_url, **kw)

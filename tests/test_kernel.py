@@ -114,3 +114,33 @@ def test_interrupt_keeps_partial_and_stops_run_all(provider_server):
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_the_key_never_reaches_outputs_errors_or_the_saved_notebook(provider_server, monkeypatch,
+                                                                     tmp_path):
+    srv = provider_server
+    secret = "sk-live-SECRET0123456789abcdef"
+    monkeypatch.setenv("DEEPINFRA_TOKEN", secret)
+    srv.fault("status", code=401, echo_auth=True, route="deepinfra")  # the key comes back
+    nb = _nb(
+        "%load_ext qwq_magic",
+        f"%qwq use deepinfra --base-url {srv.base_url('deepinfra')}",
+        "%%qwq\nfirst try",  # 401 whose body echoes "Bearer sk-live-…"
+        "%%qwq --dry-run --temperature 0.6\nshow me the request",
+        "%qwq params",
+        "%qwq providers",
+        "import qwq_magic as qm\nc = qm.session.client()\nprint(repr(c), c.__dict__)",
+        "try:\n    c.complete('x', max_tokens=-1)\nexcept Exception as e:\n    print(repr(e))",
+        "print(repr(_qwq), _qwq.messages, _qwq.params)",
+        "import logging; logging.getLogger().setLevel(logging.DEBUG)",
+        "%%qwq -o again\nsecond try",  # the server refuses this key too: a plain 401
+        "print(again.status, repr(again), repr(qm.session), qm.session.__dict__)",
+    )
+    NotebookClient(nb, timeout=60, kernel_name="python3", allow_errors=True).execute()
+    path = tmp_path / "saved.ipynb"
+    nbformat.write(nb, path)
+    saved = path.read_text()
+    assert "AuthenticationError" in saved and "DEEPINFRA_TOKEN" in saved  # the error is there
+    assert "Bearer sk-" in saved  # …masked: the dry run shows "Bearer sk-…ef"
+    assert "SECRET0123456789" not in saved
+    assert nb.cells[-1].outputs[0].text.startswith("error")

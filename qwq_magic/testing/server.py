@@ -190,7 +190,8 @@ class ProviderServer:
               **opts: Any) -> None:
         """Inject a fault into the next ``times`` requests (None: all of them).
 
-        kinds: ``status`` (code=, retry_after=, message=), ``error_event`` (after N events),
+        kinds: ``status`` (code=, retry_after=, message=, echo_auth=True to put the
+        request's Authorization header in the error message), ``error_event`` (after N events),
         ``drop`` (close the connection after N events), ``stall`` (seconds= after N events),
         ``cut_bytes`` (size=: write the stream in pieces of that many bytes), ``comments``,
         ``crlf``, ``no_done``, ``json_instead_of_stream``, ``error_200``,
@@ -411,6 +412,8 @@ class _Handler(BaseHTTPRequestHandler):
                    502: "Bad gateway", 503: "Service temporarily unavailable",
                    401: "Invalid API key", 403: "Forbidden", 404: "Not found"}
         msg = f.opts.get("message") or default.get(code, f"HTTP {code}")
+        if f.opts.get("echo_auth"):  # careless servers echo the credentials they refused
+            msg += f" (Authorization: {self.headers.get('Authorization')})"
         cf = {429: 3040, 500: 3001, 503: 3040}.get(code)
         self._fail(route, code, msg, code=f.opts.get("cf_code", cf), headers=headers)
 
