@@ -2,8 +2,8 @@
 
 The local provider server runs in-process and streams a long reasoning reply, one token every
 10 ms. ``ChatPanel.send`` starts a reply; once some reasoning has reached the panel's last
-message, ``ChatPanel.stop()`` is called and the time until the generation task is done AND the
-last message says "stopped" is measured. Baselines, measured in the same run: the interval
+message (its ``live`` state while it streams), ``ChatPanel.stop()`` is called and the time until
+the generation task is done AND the last message says "stopped" is measured. Baselines, measured in the same run: the interval
 between two chunks of the stream, and the same stop measured on a plain ``client.astream`` loop
 that breaks out and ``await stream.aclose()``s (the floor: nothing but closing the HTTP stream).
 
@@ -69,7 +69,15 @@ async def panel_once(panel: Any) -> float:
     def streamed() -> bool:  # this turn's assistant message (user + assistant appended)
         if len(panel.messages) < n_before + 2:
             return False
-        return len(panel.messages[-1].get("reasoning", "")) >= MIN_REASONING_CHARS
+        # while a reply streams, messages[-1] is a placeholder and `live` has the message
+        live = getattr(panel, "live", None)
+        if live is None:  # an older panel: the streaming message is messages[-1]
+            msg = panel.messages[-1]
+        elif live.get("index") == len(panel.messages) - 1:
+            msg = live.get("message") or {}
+        else:
+            return False
+        return len(msg.get("reasoning", "")) >= MIN_REASONING_CHARS
 
     await wait_for(streamed, "reasoning in the panel")
     t0 = time.perf_counter()

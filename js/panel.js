@@ -265,8 +265,28 @@ function render({ model, el }) {
   const atBottom = () => list.scrollHeight - list.scrollTop - list.clientHeight < 40;
   const pin = (wasAtBottom) => { if (wasAtBottom) list.scrollTop = list.scrollHeight; };
 
+  // The streaming reply: `live` = {index, message} holds its whole current state while
+  // `messages[index]` stays the placeholder. It applies only while that placeholder is there, so
+  // a final `messages` (the complete reply, status no longer "streaming") always wins, whichever
+  // of the two changes arrives first, and a stale `live` never draws over a finished message.
+  function liveFor(msgs) {
+    const live = model.get("live") || {};
+    const i = live.index;
+    const m = live.message;
+    if (!m || typeof m !== "object" || !Number.isInteger(i) || i < 0 || i >= msgs.length) {
+      return null;
+    }
+    const base = msgs[i];
+    if (base.role !== "assistant" || base.status !== "streaming" || m.role !== "assistant") {
+      return null;
+    }
+    return { index: i, message: m };
+  }
+
   function renderMessages() {
-    const msgs = model.get("messages") || [];
+    const all = model.get("messages") || [];
+    const live = liveFor(all);
+    const msgs = live ? all.map((m, i) => (i === live.index ? live.message : m)) : all;
     const wasAtBottom = atBottom();
     // drop views that no longer match (new chat, or a different message list)
     let keep = 0;
@@ -286,6 +306,22 @@ function render({ model, el }) {
       list.appendChild(v.el);
     }
     list.classList.toggle("empty", msgs.length === 0);
+    pin(wasAtBottom);
+  }
+
+  // A `live` change redraws that one message in place; every other node is left alone.
+  // Each update carries the whole message, so one that never arrived is healed by the next.
+  // An empty `live` (the reply ended) draws nothing: the final `messages` draws the reply.
+  function renderLive() {
+    const live = liveFor(model.get("messages") || []);
+    if (!live) return;
+    const v = views[live.index];
+    if (!v || v.msg.role !== "assistant") {
+      renderMessages(); // the views lag the messages (cannot happen): redraw from the state
+      return;
+    }
+    const wasAtBottom = atBottom();
+    v.update(live.message);
     pin(wasAtBottom);
   }
 
@@ -326,15 +362,16 @@ function render({ model, el }) {
   newBtn.addEventListener("click", () => model.send({ type: "new" }));
 
   const onMessages = () => renderMessages();
+  const onLive = () => renderLive();
   const onStreaming = () => renderState();
   const onLabel = () => renderHeader();
   const onControls = () => renderControls(model, controlsBox, controlViews);
   const onValues = () => showValues(model, controlViews);
   const onNotice = () => renderNotice();
   const handlers = [
-    ["messages", onMessages], ["streaming", onStreaming], ["provider_label", onLabel],
-    ["controls", onControls], ["presets", onControls], ["values", onValues],
-    ["notice", onNotice],
+    ["messages", onMessages], ["live", onLive], ["streaming", onStreaming],
+    ["provider_label", onLabel], ["controls", onControls], ["presets", onControls],
+    ["values", onValues], ["notice", onNotice],
   ];
   for (const [name, fn] of handlers) model.on(`change:${name}`, fn);
 

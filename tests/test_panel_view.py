@@ -3,7 +3,8 @@
 The ESM is imported as is by a small page (served through Playwright's request routing, no
 network) and its ``render({model, el})`` gets a fake anywidget model: ``get``/``set`` (``set``
 fires ``change:NAME`` like Backbone), ``on``/``off``, ``save_changes`` and ``send`` (recorded in
-``model.sent``). The control specs come from Python (``controls_for``) so the view sees the
+``model.sent``), and ``setAll`` (several traits from one comm message: all set, then one
+``change:NAME`` per trait in the given order). The control specs come from Python (``controls_for``) so the view sees the
 same shapes the widget syncs.
 """
 
@@ -37,6 +38,12 @@ class FakeModel {
   set(name, value) {
     this.state[name] = value;
     for (const cb of [...(this.handlers[`change:${name}`] || [])]) cb();
+  }
+  setAll(pairs) {
+    for (const [name, value] of pairs) this.state[name] = value;
+    for (const [name] of pairs) {
+      for (const cb of [...(this.handlers[`change:${name}`] || [])]) cb();
+    }
   }
   save_changes() { this.saved += 1; }
   on(event, cb) { (this.handlers[event] ||= []).push(cb); }
@@ -130,7 +137,7 @@ def page(context: Any) -> Iterator[Any]:
 
 
 def mount(page: Any, **state: Any) -> Any:
-    full = {"messages": [], "streaming": False, "provider_label": "openai · qwq",
+    full = {"messages": [], "live": {}, "streaming": False, "provider_label": "openai · qwq",
             "controls": CONTROLS, "values": {}, "presets": PRESETS, "notice": ""}
     full.update(state)
     page.evaluate("(state) => window.mount(state)", full)
@@ -140,6 +147,15 @@ def mount(page: Any, **state: Any) -> Any:
 def put(page: Any, name: str, value: Any) -> None:
     """What a sync from the kernel does: set the trait, fire ``change:name``."""
     page.evaluate("([name, value]) => window.model.set(name, value)", [name, value])
+
+
+def put_all(page: Any, *pairs: tuple[str, Any]) -> None:
+    """One comm message carrying several traits: all set first, then their change events."""
+    page.evaluate("(pairs) => window.model.setAll(pairs)", [list(p) for p in pairs])
+
+
+def live(index: int, **kw: Any) -> dict[str, Any]:
+    return {"index": index, "message": assistant(status="streaming", **kw)}
 
 
 def sent(page: Any) -> list[dict[str, Any]]:
@@ -481,3 +497,157 @@ def test_cleanup_removes_the_listeners(page: Any) -> None:
     put(page, "messages", conversation(3))
     expect(panel.locator(".qwq-msg")).to_have_count(2)  # no longer listening
     artifact("view-sent.json").write_text(json.dumps(sent(page)))
+
+
+# -- the streaming message: `live` -------------------------------------------------------------
+STREAMING = [*conversation(2), user("q"), assistant(status="streaming")]  # placeholder at 5
+
+
+def tag_nodes(page: Any) -> None:
+    """Tag every message node and a node inside an older answer; count DOM mutations outside
+    the streaming (last) message."""
+    page.evaluate("""() => {
+        const nodes = [...document.querySelectorAll('.qwq-msg')];
+        nodes.forEach((el, i) => { el.__tag = i; });
+        document.querySelector('.qwq-msg.assistant .qwq-answer strong').__tag = 'inner';
+        window.__before = nodes;
+        window.__outside = [];
+        const last = nodes[nodes.length - 1];
+        window.__observer = new MutationObserver((records) => {
+            for (const r of records) {
+                if (!last.contains(r.target)) window.__outside.push(r.target.className || r.type);
+            }
+        });
+        window.__observer.observe(document.querySelector('.qwq-messages'),
+            {subtree: true, childList: true, characterData: true, attributes: true});
+    }""")
+
+
+def nodes_kept(page: Any) -> dict[str, Any]:
+    tick(page)  # MutationObserver records are delivered asynchronously
+    return dict(page.evaluate("""() => {
+        const now = [...document.querySelectorAll('.qwq-msg')];
+        return {
+            count: now.length,
+            identical: now.every((el, i) => el === window.__before[i] && el.__tag === i),
+            inner: document.querySelector('.qwq-msg.assistant .qwq-answer strong').__tag,
+            outside: window.__outside,
+        };
+    }"""))
+
+
+def test_a_live_update_redraws_only_its_message(page: Any) -> None:
+    panel = mount(page, messages=STREAMING)
+    tag_nodes(page)
+    last = panel.locator(".qwq-msg").last
+    for n in range(1, 6):
+        put(page, "live", live(5, reasoning="r" * n, thinking=True, summary=f"Thinking… {n}"))
+        expect(last.locator(".qwq-reasoning-body")).to_have_text("r" * n)
+        expect(last.locator(".qwq-summary")).to_have_text(f"Thinking… {n}")
+    put(page, "live", live(5, reasoning="rrrrr", html="<p>partial <em>answer</em></p>",
+                           summary="Thought for 1 s"))
+    expect(last.locator(".qwq-answer em")).to_have_text("answer")
+    expect(last.locator(".qwq-status")).to_be_hidden()
+    assert nodes_kept(page) == {"count": 6, "identical": True, "inner": "inner", "outside": []}
+    # messages itself was never touched: it still holds the placeholder
+    assert page.evaluate("() => window.model.get('messages')[5].reasoning") == ""
+
+    # a live state for a finished message (stale, or wrong) draws nothing
+    put(page, "live", live(1, html="<p>hijack</p>"))
+    put(page, "live", live(99, html="<p>out of range</p>"))
+    put(page, "live", {"index": 5})
+    put(page, "live", {})
+    expect(panel.locator(".qwq-msg.assistant").first.locator(".qwq-answer")).to_have_text(
+        "answer 0")
+    expect(last.locator(".qwq-answer")).to_have_text("partial answer")
+    assert nodes_kept(page)["outside"] == []
+
+
+def test_a_dropped_live_update_heals_on_the_next(page: Any) -> None:
+    panel = mount(page, messages=[user("q"), assistant(status="streaming")])
+    bot = panel.locator(".qwq-msg.assistant")
+    expect(bot.locator(".qwq-status")).to_have_text("waiting…")
+    put(page, "live", live(1, reasoning="a", thinking=True, summary="Thinking… 1"))
+    expect(bot.locator(".qwq-reasoning")).to_have_attribute("open", "")
+    # update 2 (reasoning "a b", thinking) never arrives; update 3 carries the whole state
+    put(page, "live", live(1, reasoning="a b c", html="<p>A</p>", summary="Thought for 1 s"))
+    expect(bot.locator(".qwq-reasoning-body")).to_have_text("a b c")
+    expect(bot.locator(".qwq-summary")).to_have_text("Thought for 1 s")
+    expect(bot.locator(".qwq-answer")).to_have_text("A")
+    expect(bot.locator(".qwq-reasoning")).not_to_have_attribute("open", "")  # thinking ended
+    expect(bot.locator(".qwq-status")).to_be_hidden()
+    expect(bot).to_have_class("qwq-msg assistant streaming")
+
+    # a view opened mid-stream draws the live state at once, not the placeholder
+    panel = mount(page, messages=[user("q"), assistant(status="streaming")],
+                  live=live(1, reasoning="midway", thinking=True, summary="Thinking… 9"))
+    bot = panel.locator(".qwq-msg.assistant")
+    expect(bot.locator(".qwq-reasoning-body")).to_have_text("midway")
+    expect(bot.locator(".qwq-reasoning")).to_have_attribute("open", "")
+    expect(bot.locator(".qwq-status")).to_be_hidden()
+
+
+@pytest.mark.parametrize("first", ["messages", "live"])
+def test_the_final_messages_replace_the_live_state(page: Any, first: str) -> None:
+    panel = mount(page, messages=STREAMING)
+    tag_nodes(page)
+    last = panel.locator(".qwq-msg").last
+    put(page, "live", live(5, reasoning="…" + "x" * 40, html="<p>streamed</p>",
+                           summary="Thinking… 40"))
+    expect(last.locator(".qwq-answer")).to_have_text("streamed")
+    final = [*STREAMING[:5], assistant(reasoning="x" * 5000, html="<p>final <b>answer</b></p>",
+                                       summary="Thought for 2 s", footer="5,000 tokens")]
+    # one comm message with both traits, its change events in either order
+    pairs = [("messages", final), ("live", {})]
+    put_all(page, *(pairs if first == "messages" else pairs[::-1]))
+    expect(last.locator(".qwq-answer")).to_have_text("final answer")
+    expect(last.locator(".qwq-footer")).to_have_text("5,000 tokens")
+    expect(last).to_have_attribute("data-status", "complete")
+    expect(last).to_have_class("qwq-msg assistant")  # no longer streaming
+    assert len(last.locator(".qwq-reasoning-body").text_content() or "") == 5000
+    assert nodes_kept(page) == {"count": 6, "identical": True, "inner": "inner", "outside": []}
+
+    # a live state arriving after the final messages (stale) does not draw over it
+    put(page, "live", live(5, reasoning="stale", html="<p>stale</p>"))
+    expect(last.locator(".qwq-answer")).to_have_text("final answer")
+    expect(last.locator(".qwq-footer")).to_have_text("5,000 tokens")
+
+    # the final messages wins even when the live reset never arrives
+    panel = mount(page, messages=STREAMING)
+    put(page, "live", live(5, reasoning="r", html="<p>streamed</p>"))
+    put(page, "messages", final)
+    last = panel.locator(".qwq-msg").last
+    expect(last.locator(".qwq-answer")).to_have_text("final answer")
+    expect(last).to_have_attribute("data-status", "complete")
+
+
+def test_the_users_toggle_survives_live_updates(page: Any) -> None:
+    panel = mount(page, messages=[user("q"), assistant(status="streaming")])
+    details, summary = panel.locator(".qwq-reasoning"), panel.locator(".qwq-summary")
+    put(page, "live", live(1, reasoning="a", thinking=True, summary="Thinking…"))
+    expect(details).to_have_attribute("open", "")
+    tick(page)
+    summary.click()  # the user closes it while the model thinks
+    tick(page)
+    for n in range(2, 5):
+        put(page, "live", live(1, reasoning="a" * n, thinking=True, summary=f"Thinking… {n}"))
+        expect(details).not_to_have_attribute("open", "")
+    # thinking ends: folded; then the user opens it to read while the answer streams
+    put(page, "live", live(1, reasoning="aaaa", html="<p>x</p>", summary="Thought"))
+    tick(page)
+    summary.click()
+    tick(page)
+    expect(details).to_have_attribute("open", "")
+    put(page, "live", live(1, reasoning="aaaa", html="<p>x y</p>", summary="Thought"))
+    expect(details).to_have_attribute("open", "")
+    # the reply ends (final messages + live reset): still open
+    final = [user("q"), assistant(reasoning="aaaa", html="<p>x y.</p>", footer="4 tokens",
+                                  summary="Thought")]
+    put_all(page, ("live", {}), ("messages", final))
+    expect(panel.locator(".qwq-answer")).to_have_text("x y.")
+    expect(details).to_have_attribute("open", "")
+    # a new turn starts and streams: the older message keeps the user's choice
+    put(page, "messages", [*final, user("again"), assistant(status="streaming")])
+    put(page, "live", live(3, reasoning="b", thinking=True, summary="Thinking…"))
+    expect(details.first).to_have_attribute("open", "")
+    expect(details.last).to_have_attribute("open", "")

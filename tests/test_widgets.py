@@ -7,6 +7,7 @@ link to ``session.params``, and what the panel's synced traits hold during and a
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -18,6 +19,7 @@ pytest.importorskip("ipywidgets")
 from qwq_magic.state import Session
 from qwq_magic.testing import Reply
 from qwq_magic.widgets import PRESETS, ChatPanel, ParamsPanel, controls_for
+from qwq_magic.widgets.chat import LIVE_REASONING_CHARS
 from qwq_magic.widgets.params import presets_for
 
 REASONING = "The user says hi. I should greet them back, briefly and kindly."
@@ -44,6 +46,19 @@ def no_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for p in PROVIDERS.values():
         for var in p.key_env:
             monkeypatch.delenv(var, raising=False)
+
+
+def wire(panel: ChatPanel) -> list[dict[str, Any]]:
+    """The state updates the panel sends to the front end, as sent (one dict per comm message)."""
+    sent: list[dict[str, Any]] = []
+
+    def record(msg: dict[str, Any], buffers: Any = None) -> None:
+        if msg.get("method") == "update":
+            sent.append(json.loads(json.dumps(msg["state"])))
+
+    assert panel.comm is not None  # ipywidgets sends only through a comm (a DummyComm here)
+    panel._send = record  # type: ignore[method-assign]
+    return sent
 
 
 def msg(panel: ChatPanel, content: dict[str, Any]) -> None:
@@ -127,8 +142,8 @@ async def test_send_async_streams_a_reply_into_messages(sess: Session, provider_
     provider_server.script(Reply(reasoning=REASONING, content=ANSWER, pace=0.002))
     panel = ChatPanel(session=sess)
     seen_thinking = []
-    panel.observe(lambda ch: ch["new"] and seen_thinking.append(ch["new"][-1].get("thinking")),
-                  names="messages")
+    panel.observe(lambda ch: ch["new"] and seen_thinking.append(ch["new"]["message"]["thinking"]),
+                  names="live")
     c = await panel.send_async("hi")
     user, bot = panel.messages
     assert user == {"role": "user", "text": "hi"}
@@ -138,22 +153,105 @@ async def test_send_async_streams_a_reply_into_messages(sess: Session, provider_
     assert bot["summary"].startswith("Thought for")
     assert bot["footer"]
     assert True in seen_thinking  # the reasoning block was open while thinking
-    assert panel.streaming is False
+    assert panel.streaming is False and panel.live == {}
     assert panel.last is c and sess.last is c and panel.history == [c]
     assert c.content == ANSWER
 
 
-async def test_updates_are_coalesced(sess: Session, provider_server: Any) -> None:
-    provider_server.script(Reply.long(1500, content="done", pace=0.0005))
+async def test_messages_change_twice_per_turn_and_live_is_coalesced(
+        sess: Session, provider_server: Any) -> None:
+    provider_server.script(Reply.long(1500, content="done", pace=0.0005),
+                           Reply.long(600, content="again", pace=0.0005))
     panel = ChatPanel(session=sess)
-    changes = []
-    panel.observe(lambda ch: changes.append(ch), names="messages")
+    messages: list[list[dict[str, Any]]] = []
+    live: list[dict[str, Any]] = []
+    panel.observe(lambda ch: messages.append(ch["new"]), names="messages")
+
+    def on_live(ch: dict[str, Any]) -> None:
+        live.append(ch["new"])
+        if ch["new"]:  # meanwhile messages keeps the placeholder at that index
+            assert panel.messages[ch["new"]["index"]]["reasoning"] == ""
+
+    panel.observe(on_live, names="live")
     t0 = time.monotonic()
     c = await panel.send_async("think long")
     duration = time.monotonic() - t0
     assert c.reasoning_events > 1000
-    assert len(changes) <= 30 * duration + 5, (len(changes), duration)
-    assert panel.messages[-1]["reasoning"] == c.reasoning  # full text at the end
+    assert len(messages) == 2  # the turn starts, the turn ends
+    start, end = messages
+    assert start[0] == {"role": "user", "text": "think long"}
+    assert start[1]["status"] == "streaming" and start[1]["reasoning"] == ""  # the placeholder
+    assert end[1]["reasoning"] == c.reasoning and end[1]["status"] == "complete"
+    assert 5 <= len(live) <= 30 * duration + 2, (len(live), duration)
+    assert all(u["index"] == 1 and u["message"]["role"] == "assistant" for u in live[:-1])
+    assert live[-1] == {} and panel.live == {}  # reset at the end
+
+    live.clear()
+    t0 = time.monotonic()
+    await panel.send_async("more")
+    duration = time.monotonic() - t0
+    assert len(messages) == 4  # two more for the second turn
+    assert [m["role"] for m in messages[2]] == ["user", "assistant"] * 2
+    assert 2 <= len(live) <= 30 * duration + 2, (len(live), duration)
+    assert all(u["index"] == 3 for u in live[:-1]) and live[-1] == {}
+
+
+async def test_live_updates_do_not_grow_with_the_conversation(
+        sess: Session, provider_server: Any) -> None:
+    """What one streaming update sends is the same with 1 or 20 earlier turns."""
+    panel = ChatPanel(session=sess)
+    sent = wire(panel)
+
+    async def long_turn() -> list[dict[str, Any]]:
+        provider_server.script(Reply.long(1200, content="ok", pace=0.0005))
+        start = len(sent)
+        c = await panel.send_async("think")
+        assert len(c.reasoning) > LIVE_REASONING_CHARS + 1  # the live tail is full
+        updates = sent[start:]
+        # the whole conversation travels twice: when the turn starts and when it ends
+        first, last = [u for u in updates if "messages" in u]
+        assert first["messages"][-1]["reasoning"] == ""  # the placeholder
+        assert last["messages"][-1]["reasoning"] == c.reasoning
+        assert last["live"] == {}  # in the same comm message as the final messages
+        streaming = [u for u in updates if u.get("live")]
+        assert len(streaming) >= 3 and all(set(u) == {"live"} for u in streaming)
+        return streaming
+
+    await panel.send_async("warm up")
+    one = await long_turn()  # 1 earlier turn
+    for i in range(18):
+        await panel.send_async(f"filler {i}")
+    twenty = await long_turn()  # 20 earlier turns
+    assert len(panel.messages) == 42 and twenty[0]["live"]["index"] == 41
+
+    def size(u: dict[str, Any]) -> int:
+        return len(json.dumps(u))
+
+    biggest_one, biggest_twenty = max(map(size, one)), max(map(size, twenty))
+    assert abs(biggest_twenty - biggest_one) <= 40, (biggest_one, biggest_twenty)
+    assert biggest_one < 2 * LIVE_REASONING_CHARS  # one message with its bounded tail
+    assert size({"live": panel.live}) == size({"live": {}})
+    # …while the conversation it no longer re-sends has grown well past that
+    assert len(json.dumps(panel.messages)) > 2 * biggest_twenty
+
+
+async def test_final_message_completes_the_last_live_one(
+        sess: Session, provider_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import qwq_magic.widgets.chat as chat
+
+    monkeypatch.setattr(chat, "FLUSH_HZ", 1e9)  # push on every event: the last live is the end
+    provider_server.script(Reply.long(1500, content=ANSWER))
+    panel = ChatPanel(session=sess)
+    last: list[dict[str, Any]] = []
+    panel.observe(lambda ch: ch["new"] and last.append(ch["new"]), names="live")
+    c = await panel.send_async("hi")
+    final, streamed = panel.messages[-1], last[-1]["message"]
+    assert last[-1]["index"] == len(panel.messages) - 1
+    assert final["html"] == streamed["html"] and "<strong>two</strong>" in final["html"]
+    assert streamed["reasoning"] == "…" + c.reasoning[-LIVE_REASONING_CHARS:]  # the tail
+    assert final["reasoning"] == c.reasoning  # the whole reasoning, once, at the end
+    assert final["footer"] and not streamed["footer"]
+    assert final["status"] == "complete" and panel.live == {}
 
 
 async def test_live_reasoning_is_bounded(sess: Session, provider_server: Any) -> None:
@@ -162,11 +260,11 @@ async def test_live_reasoning_is_bounded(sess: Session, provider_server: Any) ->
     longest = [0]
 
     def watch(ch: dict[str, Any]) -> None:
-        m = ch["new"][-1]
+        m = ch["new"].get("message") or {}
         if m.get("status") == "streaming":
             longest[0] = max(longest[0], len(m.get("reasoning", "")))
 
-    panel.observe(watch, names="messages")
+    panel.observe(watch, names="live")
     c = await panel.send_async("go")
     assert len(c.reasoning) > 4001
     assert 0 < longest[0] <= 4001
@@ -187,7 +285,7 @@ async def test_stop_keeps_the_partial_reply(sess: Session, provider_server: Any)
     assert bot["status"] == "stopped" and c.status == "stopped"
     assert c.reasoning and bot["reasoning"] == c.reasoning
     assert "never shown" not in c.content
-    assert panel.streaming is False and not panel.busy
+    assert panel.streaming is False and not panel.busy and panel.live == {}
     assert sess.last is c
 
 
@@ -337,8 +435,12 @@ async def test_new_chat_while_streaming_stops_and_stays_empty(
     task = panel.send("long one")
     assert task is not None
     await asyncio.sleep(0.2)
+    assert panel.live["index"] == 1 and panel.live["message"]["reasoning"]
+    assert panel.messages[1]["reasoning"] == ""  # the placeholder, while live streams
     msg(panel, {"type": "new"})
+    assert panel.live == {}
     c = await task
     assert c.status == "stopped"
     assert panel.messages == [] and panel.conversation == [] and not panel.streaming
+    assert panel.live == {}  # the stopped reply from the old chat draws nothing
     assert panel.last is c  # still in history and session.last

@@ -1,9 +1,12 @@
 """``ChatPanel``: a chat with a reasoning model inside a notebook (anywidget, plain-ESM front end).
 
 Generation runs as an ``asyncio`` task on the kernel's loop, so the panel's Stop button and
-sliders keep working while a reply streams. The streaming assistant message is pushed to the
-front end at most 30 times a second and once more at the end with the whole state, so a dropped
-update heals. Model text never reaches the DOM as HTML: the answer is Markdown rendered here
+sliders keep working while a reply streams. ``messages`` (the whole conversation) is synced only
+when a turn starts (the user's message and an empty assistant placeholder) and when it ends (the
+complete reply). In between, at most 30 times a second, only ``live`` is synced: the whole
+current state of the streaming message and its index, so the traffic per update does not grow
+with the conversation, and a dropped update heals at the next one (and at the end, when the final
+``messages`` is authoritative and ``live`` is reset to ``{}``). Model text never reaches the DOM as HTML: the answer is Markdown rendered here
 with raw HTML off, and the reasoning is plain text the view inserts with ``textContent``.
 """
 
@@ -119,6 +122,12 @@ def user_message(text: str) -> dict[str, Any]:
     return {"role": "user", "text": text}
 
 
+def placeholder_message() -> dict[str, Any]:
+    """The assistant entry ``messages`` holds while its reply streams (``live`` has the rest)."""
+    return {"role": "assistant", "text": "", "html": "", "reasoning": "", "thinking": False,
+            "summary": "", "footer": "", "status": "streaming", "error": "", "truncated": False}
+
+
 class ChatPanel(anywidget.AnyWidget):
     """Chat with the session's model: ``qm.ChatPanel()`` in a cell.
 
@@ -132,6 +141,9 @@ class ChatPanel(anywidget.AnyWidget):
     _css = _static("panel.css")
 
     messages = t.List(t.Dict()).tag(sync=True)
+    # the streaming reply while it streams: {"index": i, "message": {...}} (i into messages),
+    # else {}; messages[i] stays the placeholder until the reply ends
+    live = t.Dict().tag(sync=True)
     streaming = t.Bool(False).tag(sync=True)
     provider_label = t.Unicode("").tag(sync=True)
     controls = t.List(t.Dict()).tag(sync=True)
@@ -152,6 +164,7 @@ class ChatPanel(anywidget.AnyWidget):
         self._task: asyncio.Task[Completion] | None = None
         self._stop_requested = False
         self._epoch = 0  # bumped by new_chat: a reply from an older chat no longer draws
+        self._live_index = -1  # the streaming reply's index in messages
         # the loop of the thread that made the panel (the kernel's): every generation runs
         # there, whichever thread a widget message arrives on (JupyterLab 4.6 may deliver them
         # on a kernel subshell thread with its own loop)
@@ -305,10 +318,10 @@ class ChatPanel(anywidget.AnyWidget):
         epoch = self._epoch
         self.notice = ""
         self._stop_requested = False
-        self.messages = [*self.messages, user_message(text),
-                         {"role": "assistant", "text": "", "html": "", "reasoning": "",
-                          "thinking": False, "summary": "", "footer": "",
-                          "status": "streaming", "error": ""}]
+        with self.hold_sync():
+            self.messages = [*self.messages, user_message(text), placeholder_message()]
+            self.live = {}
+        self._live_index = len(self.messages) - 1
         self.streaming = True
         c: Completion | None = None
         s: Any = None
@@ -357,8 +370,19 @@ class ChatPanel(anywidget.AnyWidget):
         return c
 
     def _push(self, c: Completion, final: bool, epoch: int) -> None:
-        if epoch == self._epoch:
-            self.messages = [*self.messages[:-1], assistant_message(c, final)]
+        """Sync the streaming message: only ``live`` while it streams, ``messages`` at the end."""
+        if epoch != self._epoch:
+            return
+        i = self._live_index
+        if not 0 <= i < len(self.messages):  # cannot happen: the turn's placeholder is there
+            return
+        msg = assistant_message(c, final)
+        if final:
+            with self.hold_sync():  # one comm message; the view lets final messages win
+                self.messages = [*self.messages[:i], msg, *self.messages[i + 1:]]
+                self.live = {}
+        else:
+            self.live = {"index": i, "message": msg}
 
     def _finish(self, text: str, c: Completion, epoch: int) -> None:
         self.history.append(c)
@@ -382,7 +406,9 @@ class ChatPanel(anywidget.AnyWidget):
         self.stop()
         self._epoch += 1
         self._turns = []
-        self.messages = []
+        with self.hold_sync():
+            self.messages = []
+            self.live = {}
         self.notice = ""
 
     def close(self) -> None:
