@@ -5,6 +5,11 @@ directories, so nothing from the developer's ``~/.jupyter`` leaks in. Cells are 
 JupyterLab's command registry (``window.jupyterapp``, exposed by
 ``--LabApp.expose_app_in_browser``) rather than by clicking toolbars, whose selectors drift.
 
+With the ``notebook`` package installed, the same server also serves Notebook 7 at
+``/notebooks/<path>`` (its server extension is enabled by its install, and loads next to
+JupyterLab's); ``--JupyterNotebookApp.expose_app_in_browser`` gives it a ``window.jupyterapp``
+with the same command registry and notebook widgets, so ``Notebook`` drives both front ends.
+
 Playwright drives the system chromium through ``executable_path``: never ``playwright install``.
 A missing chromium is a failure with a clear message, not a skip (CI installs it).
 """
@@ -143,6 +148,8 @@ class JupyterLab:
             "--LabApp.news_url=",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             "--LabApp.extension_manager=readonly",
+            # Notebook 7 (the ``notebook`` package), served by this same server
+            "--JupyterNotebookApp.expose_app_in_browser=True",
         ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")
@@ -162,6 +169,14 @@ class JupyterLab:
                 time.sleep(0.2)
         self.stop()
         raise TimeoutError(f"jupyter lab did not come up in {timeout} s:\n{self.log()}")
+
+    def serves_notebook7(self) -> bool:
+        """Whether Notebook 7's extension loaded (its file browser answers at ``/tree``)."""
+        try:
+            with urllib.request.urlopen(self.url("tree"), timeout=10) as r:
+                return r.status == 200 and b"Jupyter Notebook" in r.read()
+        except OSError:
+            return False
 
     def log(self) -> str:
         try:
@@ -194,20 +209,32 @@ class JupyterLab:
 
 # -- one open notebook -----------------------------------------------------------------------
 class Notebook:
-    """The notebook open in ``page``: append cells, run them, find their outputs."""
+    """The notebook open in ``page``: append cells, run them, find their outputs.
 
-    def __init__(self, page: Any) -> None:
+    ``ui="lab"`` opens it in JupyterLab, ``ui="notebook7"`` in Notebook 7; both expose the
+    notebook panel as ``window.jupyterapp.shell.currentWidget``, so the rest is shared.
+    """
+
+    def __init__(self, page: Any, ui: str = "lab") -> None:
+        if ui not in ("lab", "notebook7"):
+            raise ValueError(f"unknown front end {ui!r}")
         self.page = page
+        self.ui = ui
 
     def open(self, lab: JupyterLab, name: str, timeout: float = 90_000) -> Notebook:
-        self.page.goto(lab.url(f"lab/tree/{name}"))
+        self.page.goto(lab.url(f"lab/tree/{name}" if self.ui == "lab" else f"notebooks/{name}"))
         self.page.wait_for_function(
             "() => window.jupyterapp?.shell.currentWidget?.content?.model?.cells !== undefined",
             timeout=timeout)
         self.wait_idle(timeout)
-        # the file browser would squeeze the notebook: give the cells the whole width
-        self.page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+        if self.ui == "lab":
+            # the file browser would squeeze the notebook: give the cells the whole width
+            self.page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
         return self
+
+    def app_name(self) -> str:
+        """The front end's own name: "JupyterLab" or "Jupyter Notebook"."""
+        return str(self.page.evaluate("() => window.jupyterapp.name"))
 
     def wait_idle(self, timeout: float = 30_000) -> None:
         self.page.wait_for_function(

@@ -5,6 +5,9 @@ process (a thread), so a test scripts the replies and reads the requests the ker
 kernel reaches it over loopback. Each test starts from an empty notebook whose first cell
 points ``qm.session`` at the server and unsets every sampling parameter.
 
+The Notebook 7 tests open their own notebook (own page, own kernel) in Notebook 7, served by
+the same server at ``/notebooks/<path>``.
+
 Screenshots of each step go to ``test-artifacts/browser/``; the README's pictures to
 ``docs/img/panel.png`` and ``docs/img/magic.png``.
 """
@@ -118,9 +121,9 @@ def browser() -> Iterator[Any]:
 class LabPage:
     """The shared page: the notebook, plus what the page said (console, dialogs)."""
 
-    def __init__(self, page: Any) -> None:
+    def __init__(self, page: Any, ui: str = "lab") -> None:
         self.page = page
-        self.nb = Notebook(page)
+        self.nb = Notebook(page, ui=ui)
         self.console: list[str] = []
         self.dialogs: list[str] = []
         page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
@@ -147,12 +150,8 @@ def session(browser: Any, lab: JupyterLab) -> Iterator[LabPage]:
         ctx.close()
 
 
-@pytest.fixture
-def nb(session: LabPage, srv: ProviderServer) -> Iterator[Notebook]:
-    """An empty notebook whose kernel talks to the (reset) provider server."""
-    srv.reset()
-    session.dialogs.clear()
-    nb = session.nb
+def use_provider(nb: Notebook, srv: ProviderServer) -> None:
+    """Empty the notebook; its first cell points the kernel's ``qm.session`` at ``srv``."""
     nb.clear()
     # a fresh session (new client, no parameters set) for every test; see
     # test_panel_survives_messages_on_two_event_loops for why a shared client matters
@@ -162,13 +161,22 @@ def nb(session: LabPage, srv: ProviderServer) -> Iterator[Notebook]:
         "qm.session.reset()\n"
         f"_ = qm.session.use('openai', **{srv.client_kwargs('vllm')!r})"
     )
-    yield nb
+
+
+@pytest.fixture
+def nb(session: LabPage, srv: ProviderServer) -> Iterator[Notebook]:
+    """An empty notebook whose kernel talks to the (reset) provider server."""
+    srv.reset()
+    session.dialogs.clear()
+    use_provider(session.nb, srv)
+    yield session.nb
     assert session.dialogs == [], f"a dialog opened: {session.dialogs}"
 
 
 def open_panel(nb: Notebook) -> Any:
-    nb.run("p = qm.ChatPanel()\np")
-    panel = nb.page.locator(".qwq-panel")
+    """Run ``p = qm.ChatPanel(); p``; returns that cell's panel view."""
+    cell = nb.run("p = qm.ChatPanel()\np")
+    panel = cell.locator(".qwq-panel")
     expect(panel).to_be_visible(timeout=30_000)
     expect(panel.locator(".qwq-provider")).to_contain_text("127.0.0.1")
     # which kernel thread handles the panel's messages depends on whether the browser already
@@ -179,9 +187,14 @@ def open_panel(nb: Notebook) -> Any:
 
 
 def ask(panel: Any, text: str) -> None:
+    """Send ``text`` and wait until its assistant message exists, so a following
+    ``wait_done`` waits for this turn and not the previous one (already complete)."""
+    replies = panel.locator(".qwq-messages > .qwq-msg.assistant")
+    before = replies.count()
     box = panel.locator(".qwq-input")
     box.fill(text)
     box.press("Enter")
+    expect(replies).to_have_count(before + 1, timeout=10_000)
 
 
 def snaps(page: Any, n: int) -> list[dict[str, Any]]:
@@ -328,6 +341,52 @@ def test_panel_survives_messages_on_two_event_loops(nb: Notebook, srv: ProviderS
         "print(c.status, c.error)")
     print(out)
     assert "complete None" in out, out
+
+
+def test_redisplayed_panel_shows_the_same_conversation(nb: Notebook, srv: ProviderServer) -> None:
+    """Re-displaying the panel shows the same conversation, and both views stay in sync."""
+    srv.script(Reply(reasoning=REASONING, content=ANSWER, pace=0.001))
+    first = open_panel(nb)
+    ask(first, QUESTION)
+    wait_done(first)
+    msgs = first.locator(".qwq-messages > .qwq-msg")
+    expect(msgs).to_have_count(2)
+    answer = last_assistant(first).locator(".qwq-answer").inner_text()
+    assert "Recursion" in answer
+
+    # a new cell with just `p`: a second view of the same widget model
+    second = nb.run("p").locator(".qwq-panel")
+    expect(second).to_be_visible(timeout=30_000)
+    expect(nb.page.locator(".qwq-panel")).to_have_count(2)
+    expect(second.locator(".qwq-messages > .qwq-msg")).to_have_count(2)
+    expect(second.locator(".qwq-msg.user .qwq-user-text")).to_have_text(QUESTION)
+    again = last_assistant(second)
+    expect(again).to_have_attribute("data-status", "complete")
+    assert again.locator(".qwq-answer").inner_text() == answer
+    expect(again.locator(".qwq-answer pre code")).to_contain_text("def factorial(n: int)")
+    expect(again.locator(".qwq-reasoning")).not_to_have_attribute("open", re.compile(".*"))
+    expect(again.locator(".qwq-summary")).to_contain_text("Thought for")
+    expect(again.locator(".qwq-reasoning-body")).to_have_text(REASONING)
+    expect(second.locator(".qwq-provider")).to_contain_text("127.0.0.1")
+    second.scroll_into_view_if_needed()
+    nb.page.screenshot(path=artifact("06-panel-redisplayed.png"))
+
+    # sending from the second view: the kernel keeps the history, and the first view follows
+    follow_up = "And without recursion?"
+    srv.script(Reply(reasoning="Use a loop instead.", content="Use a **loop**.", pace=0.005))
+    ask(second, follow_up)
+    wait_done(second)
+    expect(last_assistant(second).locator(".qwq-answer")).to_have_text("Use a loop.")
+    for view in (first, second):
+        expect(view.locator(".qwq-messages > .qwq-msg")).to_have_count(4)
+        expect(view.locator(".qwq-msg.user .qwq-user-text").last).to_have_text(follow_up)
+        expect(last_assistant(view)).to_have_attribute("data-status", "complete")
+        expect(last_assistant(view).locator(".qwq-answer")).to_have_text("Use a loop.")
+        expect(view.locator(".qwq-stop")).to_be_disabled()
+        expect(view.locator(".qwq-send")).to_be_enabled()
+    sent = srv.requests[-1].json["messages"]
+    assert [m["role"] for m in sent[-3:]] == ["user", "assistant", "user"], sent
+    assert sent[-3]["content"] == QUESTION and sent[-1]["content"] == follow_up
 
 
 def test_slider_value_reaches_the_next_request(nb: Notebook, srv: ProviderServer) -> None:
@@ -502,3 +561,83 @@ def test_panel_text_is_readable_in_the_dark_theme(dark_panel: tuple[Any, str]) -
     ratios = panel.evaluate(CONTRAST_JS)
     artifact("contrast-dark.json").write_text(json.dumps(ratios, indent=1))
     assert unreadable(ratios) == {}
+
+
+# -- Notebook 7 ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def nb7_session(browser: Any, lab: JupyterLab) -> Iterator[LabPage]:
+    """A notebook open in Notebook 7 (own page, own kernel), served by the module's server."""
+    assert lab.serves_notebook7(), (
+        "Notebook 7 is not served next to JupyterLab: pip install 'notebook>=7'\n" + lab.log())
+    ctx = browser.new_context(viewport={"width": 1100, "height": 900}, device_scale_factor=2)
+    s = LabPage(ctx.new_page(), ui="notebook7")
+    s.nb.open(lab, lab.write_notebook("notebook7.ipynb", ["1 + 1"]))
+    assert s.nb.app_name() == "Jupyter Notebook"
+    try:
+        yield s
+    finally:
+        save_console(s.console, "console-notebook7.log")
+        ctx.close()
+
+
+@pytest.fixture
+def nb7(nb7_session: LabPage, srv: ProviderServer) -> Iterator[Notebook]:
+    srv.reset()
+    nb7_session.dialogs.clear()
+    use_provider(nb7_session.nb, srv)
+    yield nb7_session.nb
+    assert nb7_session.dialogs == [], f"a dialog opened: {nb7_session.dialogs}"
+
+
+def test_notebook7_panel_streams_and_folds(nb7: Notebook, srv: ProviderServer) -> None:
+    page = nb7.page
+    assert "/notebooks/" in page.url
+    srv.script(Reply(reasoning=REASONING, content=ANSWER, pace=0.02))
+    panel = open_panel(nb7)
+    ask(panel, QUESTION)
+
+    msg = last_assistant(panel)
+    expect(panel.locator(".qwq-msg.user .qwq-user-text")).to_have_text(QUESTION)
+    expect(msg.locator(".qwq-reasoning[open]")).to_be_visible(timeout=10_000)
+    expect(msg.locator(".qwq-summary")).to_contain_text("Thinking")
+    expect(panel.locator(".qwq-stop")).to_be_enabled()
+
+    msg = wait_done(panel)
+    expect(msg).to_have_attribute("data-status", "complete")
+    expect(msg.locator(".qwq-reasoning")).not_to_have_attribute("open", re.compile(".*"))
+    expect(msg.locator(".qwq-summary")).to_contain_text("Thought for")
+    expect(msg.locator(".qwq-reasoning-body")).to_have_text(REASONING)
+    expect(msg.locator(".qwq-answer strong").first).to_have_text("Recursion")
+    expect(msg.locator(".qwq-answer pre code")).to_contain_text("def factorial(n: int)")
+    expect(msg.locator(".qwq-footer")).to_contain_text("tokens")
+    # it streamed: the answer grew in several steps, and the reasoning folded once it started
+    seq = snaps(page, 1)
+    growing = {s["answer"] for s in seq if s["status"] == "streaming" and s["answer"] > 0}
+    assert len(growing) >= 3, sorted(growing)
+    assert any(s["open"] and s["answer"] == 0 for s in seq), seq[:5]
+    assert all(not s["open"] for s in seq if s["answer"] > 0), "open after the answer started"
+    assert srv.requests[-1].json["messages"][-1] == {"role": "user", "content": QUESTION}
+    page.mouse.move(0, 0)
+    page.screenshot(path=artifact("notebook7-panel.png"))
+
+
+def test_notebook7_magic_streams_and_folds(nb7: Notebook, srv: ProviderServer) -> None:
+    srv.script(Reply(reasoning=REASONING, content=ANSWER, pace=0.02))
+    cell = nb7.run(f"%%qwq\n{QUESTION}", wait=False)
+    out = cell.locator(".jp-OutputArea")
+    expect(out.locator("details.qwq-reasoning[open]")).to_be_visible(timeout=15_000)
+    expect(out.locator("details.qwq-reasoning summary")).to_contain_text("Thinking")
+    nb7.wait_idle(30_000)
+    expect(out.locator(".qwq-footer")).to_contain_text("tokens", timeout=10_000)
+    details = out.locator("details.qwq-reasoning")
+    expect(details).to_have_count(1)
+    expect(details).not_to_have_attribute("open", re.compile(".*"))
+    expect(details.locator("summary")).to_contain_text("Thought for")
+    expect(out.locator(".qwq-answer strong").first).to_have_text("Recursion")
+    expect(out.locator(".qwq-answer pre")).to_contain_text("def factorial(n: int)")
+    assert srv.requests[-1].json["messages"][-1]["content"] == QUESTION
+    details.locator("summary").click()
+    expect(details).to_have_attribute("open", "")
+    details.locator("summary").click()
+    expect(details).not_to_have_attribute("open", re.compile(".*"))
+    cell.screenshot(path=artifact("notebook7-magic.png"))
