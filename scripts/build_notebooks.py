@@ -122,6 +122,11 @@ NOTEBOOKS["quickstart"] = {
         md("## See exactly what is sent\n`--dry-run` shows the HTTP request, with the key "
            "masked, without sending it."),
         code("%%qwq --dry-run --temperature 0.6 --max-tokens 4096\nExplain {topic}."),
+        md("## Your own prompts, still offline\n`bash scripts/demo.sh` also started the local "
+           "provider server (`python -m qwq_magic.testing`, which answers any prompt with a "
+           "short think and a reply). Leave the recording and talk to it:\n\n```python\n"
+           "%qwq live\n%qwq use openai --base-url http://127.0.0.1:8765/vllm/v1 --model qwq\n"
+           "```\n\nWith a real key, `%qwq use deepinfra` (or any preset) instead."),
         md("Next: [reasoning](reasoning.ipynb) · [structured output](structured_output.ipynb) "
            "· [prompt tuning](prompt_tuning.ipynb) · [chat panel](chat_panel.ipynb) · "
            "[teaching demo](teaching_demo.ipynb)."),
