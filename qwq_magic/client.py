@@ -8,6 +8,7 @@ errors are mapped onto ours in exactly one place each (:meth:`_Call.transport_er
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -163,7 +164,9 @@ class Client:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
-                asyncio.run(ahttp.aclose())
+                # its loop may be gone (asyncio.run ended): then its sockets already are too
+                with contextlib.suppress(RuntimeError):
+                    asyncio.run(ahttp.aclose())
             else:
                 _BACKGROUND.add(t := loop.create_task(ahttp.aclose()))
                 t.add_done_callback(_BACKGROUND.discard)
