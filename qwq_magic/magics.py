@@ -139,7 +139,6 @@ class QwqMagics(Magics):
 
     def __init__(self, shell: Any = None, **kw: Any) -> None:
         super().__init__(shell=shell, **kw)
-        self._clients: dict[tuple[Any, ...], Any] = {}
         self.observe(self._config_params, names=["params"])
         self.observe(self._config_provider, names=["provider", "model", "base_url"])
 
@@ -196,24 +195,9 @@ class QwqMagics(Magics):
         return None
 
     def _client(self, args: argparse.Namespace) -> Any:
-        if not (args.provider or args.model or args.base_url):
-            self._ensure_provider()
-            return session.client()
         if args.provider is None and args.base_url is None:
             self._ensure_provider()
-        from .client import Client
-
-        provider = args.provider or session.provider
-        same = provider == session.provider
-        base = args.base_url or (session.base_url if same else None)
-        model = args.model or (session.model if same else None)
-        kw = session.client_kwargs if same else {
-            k: v for k, v in session.client_kwargs.items() if k == "cassette"}
-        key = (provider, model, base, tuple(sorted(kw.items())))
-        if key not in self._clients:
-            self._clients[key] = Client(provider, model=model, base_url=base,
-                                        params=session.params, **kw)
-        return self._clients[key]
+        return session.client(args.provider, model=args.model, base_url=args.base_url)
 
     # -- entry point ---------------------------------------------------------------------------
     @line_cell_magic
@@ -415,7 +399,6 @@ class QwqMagics(Magics):
         if session.cassette is not None:
             kw["cassette"] = session.cassette
         client = session.use(a.provider, model=a.model, base_url=a.base_url, **kw)
-        self._clients.clear()
         key_note = "" if client.has_key or not client.preset.key_required else (
             f" — no key yet: set {' or '.join(client.preset.key_env)}")
         if session.cassette is not None and session.cassette.mode == "replay":
@@ -510,7 +493,6 @@ class QwqMagics(Magics):
             self._say(f"Forgot conversation {', '.join(words)}.")
             return
         session.reset()
-        self._clients.clear()
         self._say("Reset: provider choice, parameters and conversations forgotten.")
 
     def _cmd_record(self, words: list[str], mode: str = "record") -> None:
@@ -522,7 +504,6 @@ class QwqMagics(Magics):
                        help="replay what is recorded, record what is not")
         a = p.parse_args(words)
         cas = session.record(a.path, mode="auto" if a.auto else mode, speed=a.speed)
-        self._clients.clear()
         what = {"record": "Recording to", "replay": "Replaying from", "auto": "Replaying/recording"}
         n = len(cas) if hasattr(cas, "__len__") else "?"
         self._say(f"{what[cas.mode]} {a.path} ({n} recorded replies); %qwq live stops.")
@@ -532,7 +513,6 @@ class QwqMagics(Magics):
 
     def _cmd_live(self, words: list[str]) -> None:
         session.stop_recording()
-        self._clients.clear()
         self._say("Live: calls go to the provider again.")
 
 

@@ -105,14 +105,14 @@ class Session(t.HasTraits):
         self.params = Params()
         self.conversations: dict[str, list[dict[str, Any]]] = {}
         self.client_kwargs: dict[str, Any] = {}  # api_key=, account_id=, timeout= … (%qwq use)
-        self._client: Any = None
-        self._client_key: tuple[Any, ...] | None = None
+        self._clients: dict[tuple[Any, ...], Any] = {}
         self.last: Any = None  # the last Completion from any front end
 
     def use(self, provider: str | None, *, model: str | None = None, base_url: str | None = None,
             **client_kwargs: Any) -> Any:
         """Choose the provider (validated at once by building its client)."""
         old = (self.provider, self.model, self.base_url, dict(self.client_kwargs))
+        self._close_clients()
         self.provider, self.model, self.base_url = provider, model, base_url
         self.client_kwargs = client_kwargs
         try:
@@ -121,18 +121,32 @@ class Session(t.HasTraits):
             self.provider, self.model, self.base_url, self.client_kwargs = old
             raise
 
-    def client(self) -> Any:
-        """The client for the current choice (reused until the choice changes)."""
+    def client(self, provider: str | None = None, *, model: str | None = None,
+               base_url: str | None = None) -> Any:
+        """The client for the current choice, or for a one-call override (``%%qwq -p/-m``).
+
+        An override of the provider keeps only the session's cassette, not its key or URL;
+        one of the model or URL keeps the rest of the choice. Clients are reused per choice.
+        """
         from .client import Client
 
-        key = (self.provider, self.model, self.base_url, tuple(sorted(self.client_kwargs.items())))
-        if self._client is None or key != self._client_key:
-            if self._client is not None:
-                self._client.close()
-            self._client = Client(self.provider, model=self.model, base_url=self.base_url,
-                                  params=self.params, **self.client_kwargs)
-            self._client_key = key
-        return self._client
+        kw = self.client_kwargs
+        if provider is not None and provider != self.provider:
+            kw = {k: v for k, v in kw.items() if k == "cassette"}
+        else:
+            provider = self.provider
+            model = model or self.model
+            base_url = base_url or self.base_url
+        key = (provider, model, base_url, tuple(sorted(kw.items())))
+        if key not in self._clients:
+            self._clients[key] = Client(provider, model=model, base_url=base_url,
+                                        params=self.params, **kw)
+        return self._clients[key]
+
+    def _close_clients(self) -> None:
+        for c in self._clients.values():
+            c.close()
+        self._clients.clear()
 
     def record(self, path: str, mode: str = "record", speed: float = 1.0) -> Any:
         """Route every call through a cassette (``%qwq record PATH`` / ``%qwq replay PATH``).
@@ -142,6 +156,7 @@ class Session(t.HasTraits):
         from .cassette import Cassette
 
         cassette = Cassette(path, mode=mode, speed=speed)
+        self._close_clients()
         self.client_kwargs = {**self.client_kwargs, "cassette": cassette}
         return cassette
 
@@ -150,6 +165,7 @@ class Session(t.HasTraits):
 
     def stop_recording(self) -> None:
         """Back to live calls."""
+        self._close_clients()
         self.client_kwargs = {k: v for k, v in self.client_kwargs.items() if k != "cassette"}
 
     @property
@@ -158,10 +174,7 @@ class Session(t.HasTraits):
 
     def reset(self) -> None:
         """Forget the provider choice, parameters and conversations."""
-        if self._client is not None:
-            self._client.close()
-        self._client = None
-        self._client_key = None
+        self._close_clients()
         self.provider = self.model = self.base_url = None
         self.client_kwargs = {}
         self.params.reset()

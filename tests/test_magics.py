@@ -75,7 +75,6 @@ def test_every_flag_reaches_the_request(ip, provider_server):
     srv = provider_server
     ip.run_line_magic("qwq", f"use deepinfra --base-url {srv.base_url('deepinfra')}")
     session.client_kwargs["api_key"] = "test-key"
-    session._client = None
     run(ip, "--temperature 0.7 --top-p 0.9 --top-k 40 --min-p 0.05 --max-tokens 999 --seed 7 "
         "--repetition-penalty 1.1 --frequency-penalty 0.2 --presence-penalty 0.3 --stop END "
         "--stop '###' --system 'Be brief.' -m Qwen/QwQ-32B-Preview", "hi")
@@ -95,7 +94,6 @@ def test_thinking_switch_and_budget(ip, provider_server):
     ip.run_line_magic("qwq", f"use aimlapi --base-url {srv.base_url('aimlapi')} "
                       "--model alibaba/qwen3-32b")
     session.client_kwargs["api_key"] = "test-key"
-    session._client = None
     srv.script(Reply(reasoning=REASONING, content="ok"))
     run(ip, "--thinking --thinking-budget 4", "hi")
     assert srv.requests[-1].json["enable_thinking"] is True
@@ -124,7 +122,6 @@ def test_dry_run_shows_the_request_with_the_key_masked(ip, provider_server):
     srv = provider_server
     ip.run_line_magic("qwq", f"use deepinfra --base-url {srv.base_url('deepinfra')}")
     session.client_kwargs["api_key"] = "sk-live-abcdefghijklmnop1234"
-    session._client = None
     cap = run(ip, "--dry-run --temperature 0.6", "hello")
     text = cap.outputs[0].data["text/plain"]
     assert "POST " in text and '"temperature": 0.6' in text and "Bearer sk-" in text
