@@ -415,7 +415,7 @@ class LiveDisplay:
 
     def update(self, c: Completion, *, preview: str | None = None, force: bool = False) -> bool:
         """Publish the current state unless the last publish was less than 1/max_hz ago."""
-        if not force and self._last is not None and self.clock() - self._last < self.interval:
+        if not force and not self.due():
             return False
         self._publish(render_bundle(c, hide_reasoning=self.hide_reasoning, raw=self.raw,
                                     preview=preview))

@@ -370,7 +370,7 @@ def record(name: str, spec: dict) -> None:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-    _report_errors(name, nb, expected=True)
+    _report_errors(name, nb)
     print(f"recorded {rec.relative_to(ROOT)}: {sum(1 for _ in rec.open())} replies")
 
 
@@ -385,12 +385,12 @@ def execute_and_save(name: str, spec: dict) -> None:
     finally:
         os.environ.pop("QWQ_REPLAY_SPEED", None)
         os.environ.update(env_keep)
-    _report_errors(name, nb, expected=True)
+    _report_errors(name, nb)
     nbformat.write(nb, NB_DIR / f"{name}.ipynb")
     print(f"wrote notebooks/{name}.ipynb")
 
 
-def _report_errors(name: str, nb: nbformat.NotebookNode, expected: bool) -> None:
+def _report_errors(name: str, nb: nbformat.NotebookNode) -> None:
     for i, cell in enumerate(nb.cells):
         for out in cell.get("outputs", []):
             if out.output_type == "error" and "raises-exception" not in cell.metadata.get(

@@ -226,15 +226,17 @@ class ChatPanel(anywidget.AnyWidget):
         """Messages from JS; never blocks (a send only schedules a task)."""
         if not isinstance(content, dict):
             return
-        if self._loop is not None and self._foreign_thread():
-            self._loop.call_soon_threadsafe(self._dispatch, content)
+        if (loop := self._foreign_loop()) is not None:
+            loop.call_soon_threadsafe(self._dispatch, content)
         else:
             self._dispatch(content)
 
-    def _foreign_thread(self) -> bool:
-        """Called from a thread whose loop is not the panel's (while the panel's runs)?"""
+    def _foreign_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The panel's loop, when called from a thread running another loop (hand over)."""
         loop = self._loop
-        return loop is not None and loop.is_running() and _running_loop() is not loop
+        if loop is not None and loop.is_running() and _running_loop() is not loop:
+            return loop
+        return None
 
     def _dispatch(self, content: dict[str, Any]) -> None:
         kind = content.get("type")
@@ -286,8 +288,8 @@ class ChatPanel(anywidget.AnyWidget):
         if self.busy:
             self.notice = "A reply is still streaming: stop it first."
             return None
-        if self._loop is not None and self._foreign_thread():
-            self._loop.call_soon_threadsafe(self.send, text)
+        if (loop := self._foreign_loop()) is not None:
+            loop.call_soon_threadsafe(self.send, text)
             return None
         loop = _running_loop() or self._loop or _current_loop()
         self._loop = self._loop or loop
@@ -394,8 +396,8 @@ class ChatPanel(anywidget.AnyWidget):
 
     def stop(self) -> None:
         """Stop the reply being generated; its partial text stays, marked "stopped"."""
-        if self._loop is not None and self._foreign_thread():
-            self._loop.call_soon_threadsafe(self.stop)
+        if (loop := self._foreign_loop()) is not None:
+            loop.call_soon_threadsafe(self.stop)
             return
         if self.busy and self._task is not None:
             self._stop_requested = True
