@@ -444,8 +444,9 @@ def test_untrusted_text_stays_text_in_the_panel(nb: Notebook, srv: ProviderServe
 
 
 # -- the magic -------------------------------------------------------------------------------
-def test_magic_streams_and_folds_the_reasoning(nb: Notebook, srv: ProviderServer) -> None:
-    page = nb.page
+def check_magic_streams_and_folds(nb: Notebook, srv: ProviderServer) -> Any:
+    """Run ``%%qwq`` in ``nb``: the reasoning block is open while thinking, then folds under
+    the rendered answer, and its summary still toggles it. Returns the cell."""
     srv.script(Reply(reasoning=REASONING, content=ANSWER, pace=0.02))
     cell = nb.run(f"%%qwq\n{QUESTION}", wait=False)
     out = cell.locator(".jp-OutputArea")
@@ -460,11 +461,16 @@ def test_magic_streams_and_folds_the_reasoning(nb: Notebook, srv: ProviderServer
     expect(out.locator(".qwq-answer strong").first).to_have_text("Recursion")
     expect(out.locator(".qwq-answer pre")).to_contain_text("def factorial(n: int)")
     assert srv.requests[-1].json["messages"][-1]["content"] == QUESTION
-    # the summary still toggles the block in JupyterLab
     details.locator("summary").click()
     expect(details).to_have_attribute("open", "")
     details.locator("summary").click()
     expect(details).not_to_have_attribute("open", re.compile(".*"))
+    return cell
+
+
+def test_magic_streams_and_folds_the_reasoning(nb: Notebook, srv: ProviderServer) -> None:
+    page = nb.page
+    cell = check_magic_streams_and_folds(nb, srv)
 
     page.evaluate("() => window.jupyterapp.shell.currentWidget.content.activeCellIndex = 0")
     docs_screenshot(cell, "magic.png")
@@ -622,22 +628,5 @@ def test_notebook7_panel_streams_and_folds(nb7: Notebook, srv: ProviderServer) -
 
 
 def test_notebook7_magic_streams_and_folds(nb7: Notebook, srv: ProviderServer) -> None:
-    srv.script(Reply(reasoning=REASONING, content=ANSWER, pace=0.02))
-    cell = nb7.run(f"%%qwq\n{QUESTION}", wait=False)
-    out = cell.locator(".jp-OutputArea")
-    expect(out.locator("details.qwq-reasoning[open]")).to_be_visible(timeout=15_000)
-    expect(out.locator("details.qwq-reasoning summary")).to_contain_text("Thinking")
-    nb7.wait_idle(30_000)
-    expect(out.locator(".qwq-footer")).to_contain_text("tokens", timeout=10_000)
-    details = out.locator("details.qwq-reasoning")
-    expect(details).to_have_count(1)
-    expect(details).not_to_have_attribute("open", re.compile(".*"))
-    expect(details.locator("summary")).to_contain_text("Thought for")
-    expect(out.locator(".qwq-answer strong").first).to_have_text("Recursion")
-    expect(out.locator(".qwq-answer pre")).to_contain_text("def factorial(n: int)")
-    assert srv.requests[-1].json["messages"][-1]["content"] == QUESTION
-    details.locator("summary").click()
-    expect(details).to_have_attribute("open", "")
-    details.locator("summary").click()
-    expect(details).not_to_have_attribute("open", re.compile(".*"))
+    cell = check_magic_streams_and_folds(nb7, srv)
     cell.screenshot(path=artifact("notebook7-magic.png"))

@@ -37,6 +37,19 @@ def raw_lines(srv: ProviderServer, route: str, body: dict, path: str = "/chat/co
     return r, r.text.splitlines()
 
 
+def data_objects(lines: list[str]) -> list[dict]:
+    """The JSON payloads of the ``data:`` lines of an SSE body."""
+    return [json.loads(x[6:]) for x in lines if x.startswith("data: {")]
+
+
+def cf_stream(srv: ProviderServer, model: str) -> tuple[httpx.Response, list[dict]]:
+    """A streamed Workers AI ``/ai/run`` call: the response and its data objects."""
+    r, lines = raw_lines(srv, "cloudflare", {"messages": [{"role": "user", "content": "hi"}],
+                                             "stream": True},
+                         path=f"/accounts/acct123/ai/run/{model}")
+    return r, data_objects(lines)
+
+
 @pytest.mark.parametrize("route", OPENAI_ROUTES)
 def test_official_openai_sdk_parses_every_openai_route(provider_server, route):
     srv = provider_server
@@ -102,10 +115,7 @@ def test_sdk_sees_provider_errors(provider_server):
 def test_cloudflare_native_stream_shape(provider_server):
     srv = provider_server
     srv.script(Reply(reasoning=REASONING, content=ANSWER))
-    url = f"{srv.base_url('cloudflare')}/accounts/acct123/ai/run/@cf/qwen/qwq-32b"
-    r = httpx.post(url, json={"messages": [{"role": "user", "content": "hi"}], "stream": True},
-                   headers={"Authorization": f"Bearer {API_KEY}"})
-    objs = [json.loads(x[6:]) for x in r.text.splitlines() if x.startswith("data: {")]
+    r, objs = cf_stream(srv, "@cf/qwen/qwq-32b")
     assert r.text.rstrip().endswith("data: [DONE]")
     text = "".join(o.get("response", "") for o in objs)
     assert text == f"{REASONING}\n</think>\n\n{ANSWER}"  # no opening tag, inline closing tag
@@ -151,10 +161,7 @@ def test_cloudflare_json_mode_returns_an_object_and_refuses_streaming(provider_s
 def test_cloudflare_qwen3_streams_openai_chunks_with_cumulative_usage(provider_server):
     srv = provider_server
     srv.script(Reply(reasoning=REASONING, content=ANSWER))
-    url = f"{srv.base_url('cloudflare')}/accounts/acct123/ai/run/@cf/qwen/qwen3-30b-a3b-fp8"
-    r = httpx.post(url, json={"messages": [{"role": "user", "content": "hi"}], "stream": True},
-                   headers={"Authorization": f"Bearer {API_KEY}"})
-    objs = [json.loads(x[6:]) for x in r.text.splitlines() if x.startswith("data: {")]
+    _, objs = cf_stream(srv, "@cf/qwen/qwen3-30b-a3b-fp8")
     used = [o["usage"]["completion_tokens"] for o in objs]
     assert used == sorted(used) and used[-1] > 0  # cumulative on every chunk
     assert objs[-1]["choices"] == []
@@ -187,7 +194,7 @@ def test_aimlapi_quirks(provider_server):
     _, lines = raw_lines(srv, "aimlapi", {"model": "alibaba/qwen3-32b", "stream": True,
                                           "enable_thinking": True,
                                           "messages": [{"role": "user", "content": "x"}]})
-    objs = [json.loads(x[6:]) for x in lines if x.startswith("data: {")]
+    objs = data_objects(lines)
     assert "data: [DONE]" not in lines  # as in the documented capture
     first = objs[0]["choices"][0]["delta"]
     assert first["reasoning_content"] == "" and first["content"] is None
@@ -209,7 +216,7 @@ def test_llamacpp_error_line_and_openrouter_error_chunk(provider_server):
     srv.fault("error_event", after=2)
     _, lines = raw_lines(srv, "openrouter", {"model": "qwen/qwq-32b", "stream": True,
                                              "messages": [{"role": "user", "content": "x"}]})
-    last = json.loads([x for x in lines if x.startswith("data: {")][-1][6:])
+    last = data_objects(lines)[-1]
     assert last["error"]["code"] == "server_error"
     assert last["choices"][0]["finish_reason"] == "error"
     assert lines[0] == ": OPENROUTER PROCESSING"
