@@ -396,8 +396,6 @@ class QwqMagics(Magics):
             from .errors import Secret
 
             kw["api_key"] = Secret(key)
-        if session.cassette is not None:
-            kw["cassette"] = session.cassette
         client = session.use(a.provider, model=a.model, base_url=a.base_url, **kw)
         key_note = "" if client.has_key or not client.preset.key_required else (
             f" — no key yet: set {' or '.join(client.preset.key_env)}")

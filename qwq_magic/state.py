@@ -110,10 +110,15 @@ class Session(t.HasTraits):
 
     def use(self, provider: str | None, *, model: str | None = None, base_url: str | None = None,
             **client_kwargs: Any) -> Any:
-        """Choose the provider (validated at once by building its client)."""
+        """Choose the provider (validated at once by building its client).
+
+        A recording or replay in progress (:meth:`record`) carries over to the new choice.
+        """
         old = (self.provider, self.model, self.base_url, dict(self.client_kwargs))
         self._close_clients()
         self.provider, self.model, self.base_url = provider, model, base_url
+        if self.cassette is not None:
+            client_kwargs.setdefault("cassette", self.cassette)
         self.client_kwargs = client_kwargs
         try:
             return self.client()
