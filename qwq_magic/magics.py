@@ -415,9 +415,11 @@ class QwqMagics(Magics):
             k, v = w.split("=", 1)
             values[k.strip()] = _parse_value(v)
         values = normalize_names(values)
-        with contextlib.suppress(ConfigurationError):
+        try:
             self._ensure_provider()
-        if session.provider or os.environ.get("QWQ_PROVIDER") or os.environ.get("QWQ_BASE_URL"):
+        except ConfigurationError:
+            pass  # no provider yet: kept as given, checked when a provider is chosen and used
+        else:
             # validated against the current provider's documented ranges before it is kept
             merged = {**session.params.as_dict(), **values}
             session.client().prepare("check", params={k: v for k, v in merged.items()
