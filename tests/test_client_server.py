@@ -360,3 +360,23 @@ async def test_async_calls_are_recorded_into_an_empty_cassette(provider_server, 
         await client.acomplete("hi")
     replay = qm.Client("openai", model="qwq", cassette=path, mode="replay")
     assert (await replay.acomplete("hi")).content == "async answer"
+
+
+def test_latency_knob_delays_each_request_concurrently(provider_server):
+    """The server's latency knob: requests wait in parallel; max_in_flight counts them."""
+    import asyncio
+
+    import qwq_magic as qm
+
+    provider_server.latency = 0.3
+    client = qm.Client("openai", **provider_server.client_kwargs("vllm"))
+
+    async def go() -> list[qm.Completion]:
+        return await asyncio.gather(*(client.acomplete("hi") for _ in range(3)))
+
+    res = asyncio.run(go())
+    assert all(r.status == "complete" for r in res)
+    # all three were being answered at once (a stalled stream from an earlier test may add one)
+    assert provider_server.max_in_flight >= 3
+    provider_server.reset()
+    assert provider_server.latency == 0.0

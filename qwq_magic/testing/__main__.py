@@ -17,8 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=8765)
     ap.add_argument("--pace", type=float, default=0.03,
                     help="seconds between streamed chunks (default 0.03: visible streaming)")
+    ap.add_argument("--latency", type=float, default=0.0,
+                    help="seconds each chat request waits before its reply starts")
     args = ap.parse_args(argv)
-    srv = ProviderServer(args.host, args.port, pace=args.pace).start()
+    srv = ProviderServer(args.host, args.port, pace=args.pace, latency=args.latency).start()
     print(f"qwq_magic test server on {srv.root}  (key: {API_KEY}, account: {ACCOUNT_ID})")
     for name in ROUTES:
         print(f"  {name:<11} {srv.base_url(name)}   model {DEFAULT_MODELS[name]}")

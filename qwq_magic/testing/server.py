@@ -6,7 +6,7 @@ Routes (all under ``srv.root``)::
     /deepinfra/v1/openai/chat/completions                DeepInfra
     /aimlapi/v1/chat/completions                         AI/ML API
     /{vllm,vllm-old,ollama,llamacpp,openrouter,raw}/v1/chat/completions (+ /v1/models)
-    /_control/{script,fault,requests,reset,pace}         scripting from another process
+    /_control/{script,fault,requests,reset,pace,latency} scripting from another process
 
 ``srv.script(Reply(...))`` queues replies, ``srv.fault(kind, ...)`` injects faults,
 ``srv.requests`` records what arrived. Everything is plain stdlib (``http.server``) so the server
@@ -72,6 +72,9 @@ class _State:
         self.faults: list[Fault] = []
         self.requests: list[RecordedRequest] = []
         self.pace = 0.0
+        self.latency = 0.0  # seconds before answering each chat request (a slow upstream)
+        self.in_flight = 0  # chat requests being answered now
+        self.max_in_flight = 0  # the most answered at once since the last reset
         self.extra_models: set[str] = set()
 
     def reset(self) -> None:
@@ -81,6 +84,8 @@ class _State:
             self.requests.clear()
             self.extra_models.clear()
             self.pace = 0.0
+            self.latency = 0.0
+            self.max_in_flight = self.in_flight
 
     def take_reply(self, messages: list[dict[str, Any]]) -> Reply | None:
         last = ""
@@ -118,10 +123,13 @@ class ProviderServer:
     ...     client = qm.Client("deepinfra", **srv.client_kwargs("deepinfra"))
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, pace: float = 0.0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, pace: float = 0.0,
+                 latency: float = 0.0) -> None:
         self.state = _State()
         self.state.pace = pace
+        self.state.latency = latency
         self._default_pace = pace
+        self._default_latency = latency
         state = self.state
 
         class Handler(_Handler):
@@ -210,6 +218,21 @@ class ProviderServer:
     def pace(self, v: float) -> None:
         self.state.pace = v
 
+    @property
+    def latency(self) -> float:
+        """Seconds every chat request waits before its reply starts (requests wait concurrently,
+        so N concurrent requests take about one latency, N sequential ones N latencies)."""
+        return self.state.latency
+
+    @latency.setter
+    def latency(self, v: float) -> None:
+        self.state.latency = v
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most chat requests answered at the same time since the last reset."""
+        return self.state.max_in_flight
+
     def add_model(self, name: str) -> None:
         with self.state.lock:
             self.state.extra_models.add(name)
@@ -222,6 +245,7 @@ class ProviderServer:
     def reset(self) -> None:
         self.state.reset()
         self.state.pace = self._default_pace
+        self.state.latency = self._default_latency
 
 
 # -- the handler ----------------------------------------------------------------------------------
@@ -316,6 +340,8 @@ class _Handler(BaseHTTPRequestHandler):
             st.reset()
         elif what == "pace":
             st.pace = float(body)
+        elif what == "latency":
+            st.latency = float(body)
         else:
             self._send_json(404, {"error": f"unknown control {what}"})
             return
@@ -364,6 +390,19 @@ class _Handler(BaseHTTPRequestHandler):
         if model_in_path == "\0bad-account":
             self._fail(route, 404, "Could not route to the account: no such account", code=7003)
         model = model_in_path if route.style == "cloudflare" else body.get("model")
+        with st.lock:
+            st.in_flight += 1
+            st.max_in_flight = max(st.max_in_flight, st.in_flight)
+        try:
+            self._answer(route, model, body)
+        finally:
+            with st.lock:
+                st.in_flight -= 1
+
+    def _answer(self, route: d.Route, model: Any, body: dict[str, Any]) -> None:
+        st = self.st
+        if st.latency > 0:
+            time.sleep(st.latency)
         faults = st.take_faults(route.name)
         kinds = {f.kind: f for f in faults}
         if "status" in kinds:
