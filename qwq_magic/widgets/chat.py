@@ -149,15 +149,17 @@ class ChatPanel(anywidget.AnyWidget):
     def __init__(self, session: Any = None, *, client: Any = None, provider: str | None = None,
                  model: str | None = None, base_url: str | None = None, api_key: Any = None,
                  account_id: str | None = None, system: str | None = None) -> None:
-        super().__init__()
         if session is None:
             from ..state import session as default_session
 
             session = default_session
+        # first: a bad choice raises before any widget (or comm) exists
+        binding = Binding(session, client, provider=provider, model=model, base_url=base_url,
+                          api_key=api_key, account_id=account_id)
+        super().__init__()
         self.session = session
         #: what the panel talks to: ``client=``, the provider keywords' choice, or the session's
-        self.binding = Binding(session, client, provider=provider, model=model,
-                               base_url=base_url, api_key=api_key, account_id=account_id)
+        self.binding = binding
         self.system = system
         self._choice: Any = None  # what the header shows (set by _refresh_choice)
         self.history: list[Completion] = []  # one per assistant reply, in order
