@@ -243,7 +243,7 @@ def test_panels_refuse_unknown_keywords_and_both_kinds_of_choice(cls: str) -> No
     c = qm.Client("openai", base_url="http://127.0.0.1:1/v1")
     with pytest.raises(TypeError, match="not both"):
         panel_cls(client=c, model="x")
-    with pytest.raises(TypeError, match="qwq_magic.Client"):
+    with pytest.raises(TypeError, match=r"qwq_magic\.Client"):
         panel_cls(client="deepinfra")
 
 
