@@ -422,6 +422,9 @@ class ChatPanel(anywidget.AnyWidget):
         self.notice = ""
 
     def close(self) -> None:
+        if "session" not in self.__dict__:  # __init__ never ran (bad arguments): nothing to undo
+            super().close()
+            return
         self.stop()
         with contextlib.suppress(ValueError):
             self.session.unobserve(self._on_choice, names=list(CHOICE_TRAITS))
