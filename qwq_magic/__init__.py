@@ -46,13 +46,20 @@ _EXPORTS: dict[str, str] = {
     "ServerError": "errors",
     "StreamError": "errors",
     "ConnectError": "errors",
+    "RequestTimeoutError": "errors",
     "TimeoutError": "errors",
-    "CancelledError": "errors",
+    "BudgetExceededError": "errors",
+    "CassetteMissError": "errors",
+    "InterpolationError": "errors",
+    "UsageError": "errors",
+    "QwqInterrupted": "errors",
     "Secret": "errors",
-    "StructuredOutputError": "structured",
-    "InvalidJSONError": "structured",
-    "SchemaValidationError": "structured",
-    "TruncatedOutputError": "structured",
+    "StructuredOutputError": "errors",
+    "InvalidJSONError": "errors",
+    "SchemaValidationError": "errors",
+    "TruncatedOutputError": "errors",
+    "Choice": "resolve",
+    "resolve": "resolve",
     "ChatPanel": "widgets",
     "ParamsPanel": "widgets",
     "session": "state",
@@ -60,7 +67,10 @@ _EXPORTS: dict[str, str] = {
     "Params": "state",
 }
 
-__all__ = [*sorted(_EXPORTS), "load_ipython_extension", "unload_ipython_extension"]
+# TimeoutError stays reachable as qm.TimeoutError (the old name of RequestTimeoutError) but is
+# left out of ``import *``, where it would shadow the builtin
+__all__ = [*sorted(set(_EXPORTS) - {"TimeoutError"}), "load_ipython_extension",
+           "unload_ipython_extension"]
 
 
 def __getattr__(name: str) -> Any:

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .errors import QwqError
+from .errors import CassetteMissError, QwqError
 from .events import ContentDelta, Event, Finish, ReasoningDelta, ToolCallDelta, Usage
 
 if TYPE_CHECKING:
@@ -31,10 +31,6 @@ if TYPE_CHECKING:
 
 Mode = Literal["record", "replay", "auto"]
 MODES = ("record", "replay", "auto")
-
-
-class CassetteMissError(QwqError):
-    """Replay asked for a request that was never recorded."""
 
 
 def normalized_request(req: PreparedRequest) -> dict[str, Any]:
@@ -84,6 +80,17 @@ def decode(item: list[Any]) -> Event:
     raise ValueError(f"unknown event kind {kind!r} in cassette")
 
 
+def _speed(speed: float | None) -> float:
+    """An explicit speed wins; else ``QWQ_REPLAY_SPEED`` (e.g. 0 in CI: replay at once); else 1."""
+    if speed is None:
+        env = os.environ.get("QWQ_REPLAY_SPEED", "").strip()
+        speed = float(env) if env else 1.0
+    if not isinstance(speed, (int, float)) or isinstance(speed, bool) or not speed >= 0 \
+            or speed == float("inf"):
+        raise QwqError(f"Replay speed must be a number ≥ 0 (0 replays at once); got {speed!r}.")
+    return float(speed)
+
+
 class Cassette:
     """A JSON Lines file of recorded exchanges.
 
@@ -93,13 +100,12 @@ class Cassette:
     """
 
     def __init__(self, path: str | os.PathLike[str], mode: str = "replay",
-                 speed: float = 1.0) -> None:
+                 speed: float | None = None) -> None:
         if mode not in MODES:
             raise QwqError(f"Cassette mode must be one of {', '.join(MODES)}; got {mode!r}.")
         self.path = Path(path)
         self.mode: str = mode
-        env_speed = os.environ.get("QWQ_REPLAY_SPEED")  # e.g. 0 in CI: replay at once
-        self.speed = float(env_speed) if env_speed else speed
+        self.speed = _speed(speed)
         self._entries: dict[str, dict[str, Any]] = {}
         if self.path.exists():
             self._load()

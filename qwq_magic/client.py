@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from . import _retry
+from ._log import logger
 from ._sse import SSEDecoder
 from .completion import Completion
 from .errors import (
@@ -30,11 +31,12 @@ from .errors import (
     NotFoundError,
     QwqError,
     RateLimitError,
+    RequestTimeoutError,
     Secret,
     ServerError,
     StreamError,
-    TimeoutError,
     mask,
+    redact,
 )
 from .events import Event, Finish, Usage
 from .params import SamplingParams, normalize_names
@@ -481,6 +483,8 @@ class _Call:
         if retryable and attempt < c.max_retries:
             delay = _retry.next_delay(attempt, headers)
             if delay <= c.max_retry_wait:
+                logger.info("%s: HTTP %s (%s); retry %d of %d in %.1f s", c.provider, status,
+                            redact(message)[:200], attempt + 1, c.max_retries, delay)
                 return delay
         raise self._status_error(status, headers, message, code, text, attempt, retryable)
 
@@ -524,7 +528,7 @@ class _Call:
         host = httpx.URL(self.req.url).host
         if isinstance(exc, httpx.TimeoutException):
             kind = "connect" if isinstance(exc, httpx.ConnectTimeout) else "read"
-            err: QwqError = TimeoutError(
+            err: QwqError = RequestTimeoutError(
                 f"{c.provider}: no {'connection' if kind == 'connect' else 'data'} from {host} "
                 f"within the timeout ({_fmt_timeout(c.timeout, kind)}). Raise it with timeout=…",
                 completion=self.completion)
@@ -534,7 +538,10 @@ class _Call:
                 "server running and the base_url right?", completion=self.completion)
         else:
             if not self.started and attempt < c.max_retries:
-                return _retry.backoff(attempt)
+                delay = _retry.backoff(attempt)
+                logger.info("%s: connection failed (%s); retry %d of %d in %.1f s", c.provider,
+                            type(exc).__name__, attempt + 1, c.max_retries, delay)
+                return delay
             return_err = self._broken(f"the connection dropped ({type(exc).__name__}: {exc})")
             raise return_err from exc
         if self.started:

@@ -176,10 +176,89 @@ class ConnectError(QwqError):
     """The server could not be reached (refused, DNS, TLS)."""
 
 
-class TimeoutError(QwqError):
+class RequestTimeoutError(QwqError):
     """No answer, or no new data, within the configured timeout."""
 
 
-class CancelledError(QwqError):
-    """Generation was stopped by the user; ``.completion`` keeps the partial text."""
+#: the earlier name (it shadowed the builtin ``TimeoutError`` in ``from qwq_magic import *``)
+TimeoutError = RequestTimeoutError
 
+
+class BudgetExceededError(QwqError):
+    """The session's spending cap is reached: the call was refused before sending."""
+
+
+class CassetteMissError(QwqError):
+    """Replay asked for a request that was never recorded."""
+
+
+class InterpolationError(QwqError):
+    """A ``{reference}`` in the prompt could not be filled in."""
+
+
+class UsageError(QwqError):
+    """A mistyped magic option or subcommand."""
+
+
+class QwqInterrupted(KeyboardInterrupt):
+    """The cell was interrupted; the partial reply is kept. Shown as one line (a
+    ``KeyboardInterrupt``, so Run All stops there)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def _render_traceback_(self) -> list[str]:
+        return [self.message]
+
+
+# -- structured output ------------------------------------------------------------------------
+class StructuredOutputError(QwqError):
+    """The reply could not be turned into data matching the schema; ``.raw`` is the text we
+    tried to parse, ``.attempts`` every (Completion, error) of a run with retries."""
+
+    def __init__(self, message: str, *, raw: str = "", completion: Completion | None = None
+                 ) -> None:
+        super().__init__(message, completion=completion)
+        self.raw = raw
+        self.attempts: list[tuple[Completion, Exception]] = []
+
+
+class InvalidJSONError(StructuredOutputError):
+    """The answer is not valid JSON."""
+
+    def __init__(self, reason: str, *, raw: str = "", line: int = 1, col: int = 1,
+                 completion: Completion | None = None) -> None:
+        self.reason, self.line, self.col = reason, line, col
+        msg = f"The answer is not valid JSON: {reason} at line {line} col {col}"
+        if raw.strip():
+            msg += f". The answer began: {_excerpt(raw)}"
+        super().__init__(msg, raw=raw, completion=completion)
+
+
+class SchemaValidationError(StructuredOutputError):
+    """The answer is JSON but does not match the schema; ``.path`` names the failing field."""
+
+    def __init__(self, path: str, reason: str, *, raw: str = "",
+                 completion: Completion | None = None) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"The answer does not match the schema at {path}: {reason}", raw=raw,
+                         completion=completion)
+
+
+class TruncatedOutputError(StructuredOutputError):
+    """Generation stopped at max_tokens before the JSON value was complete."""
+
+    def __init__(self, max_tokens: int | None, *, raw: str = "", thinking: bool = False,
+                 completion: Completion | None = None) -> None:
+        self.max_tokens = max_tokens
+        n = f"{max_tokens} tokens" if max_tokens else "token limit"
+        where = " (the model was still thinking)" if thinking else ""
+        super().__init__(
+            f"The answer was cut off at max_tokens ({n}) before the JSON was complete{where}; "
+            "raise --max-tokens", raw=raw, completion=completion)
+
+
+def _excerpt(text: str, n: int = 120) -> str:
+    t = " ".join(text.strip().split())
+    return repr(t if len(t) <= n else t[: n - 1] + "…")

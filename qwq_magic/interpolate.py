@@ -22,11 +22,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import QwqError
+from .errors import InterpolationError
 
-
-class InterpolationError(QwqError):
-    """A ``{reference}`` in the prompt could not be filled in."""
+__all__ = ["InterpolationError", "interpolate"]
 
 
 _REF = re.compile(

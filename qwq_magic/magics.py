@@ -16,7 +16,7 @@ from typing import Any
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode
 
-from .errors import ConfigurationError, QwqError
+from .errors import ConfigurationError, QwqError, QwqInterrupted, UsageError
 from .params import REGISTRY
 from .resolve import LOCAL_PORTS
 from .state import session
@@ -27,21 +27,6 @@ PARAM_FLAGS: list[tuple[str, str, type]] = [
 
 SUBCOMMANDS = ("use", "set", "params", "providers", "models", "history", "reset", "help",
                "record", "replay", "live")
-
-
-class UsageError(QwqError):
-    """A mistyped magic option."""
-
-
-class QwqInterrupted(KeyboardInterrupt):
-    """The cell was interrupted; the partial reply is kept. Shown as one line."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def _render_traceback_(self) -> list[str]:
-        return [self.message]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -454,8 +439,9 @@ class QwqMagics(Magics):
     def _cmd_record(self, words: list[str], mode: str = "record") -> None:
         p = _Parser(prog=f"%qwq {mode}", add_help=False)
         p.add_argument("path")
-        p.add_argument("--speed", type=float, default=1.0,
-                       help="replay pace: 1 = as recorded, 0 = at once")
+        p.add_argument("--speed", type=float, default=None,
+                       help="replay pace: 1 = as recorded, 0 = at once (default: "
+                       "QWQ_REPLAY_SPEED, else 1)")
         p.add_argument("--auto", action="store_true",
                        help="replay what is recorded, record what is not")
         a = p.parse_args(words)

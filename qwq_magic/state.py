@@ -146,10 +146,11 @@ class Session(t.HasTraits):
             c.close()
         self._clients.clear()
 
-    def record(self, path: str, mode: str = "record", speed: float = 1.0) -> Any:
+    def record(self, path: str, mode: str = "record", speed: float | None = None) -> Any:
         """Route every call through a cassette (``%qwq record PATH`` / ``%qwq replay PATH``).
 
-        ``mode``: ``"record"``, ``"replay"`` or ``"auto"``; ``speed`` 0 replays at once.
+        ``mode``: ``"record"``, ``"replay"`` or ``"auto"``; ``speed`` 0 replays at once (unset:
+        ``QWQ_REPLAY_SPEED``, else 1).
         """
         from .cassette import Cassette
 
@@ -158,7 +159,7 @@ class Session(t.HasTraits):
         self.client_kwargs = {**self.client_kwargs, "cassette": cassette}
         return cassette
 
-    def replay(self, path: str, speed: float = 1.0) -> Any:
+    def replay(self, path: str, speed: float | None = None) -> Any:
         return self.record(path, mode="replay", speed=speed)
 
     def stop_recording(self) -> None:

@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import APIError, ConfigurationError, QwqError
+from .errors import (
+    APIError,
+    ConfigurationError,
+    InvalidJSONError,
+    QwqError,
+    SchemaValidationError,
+    StructuredOutputError,
+    TruncatedOutputError,
+)
 
 if TYPE_CHECKING:
     from .client import Client
@@ -23,53 +31,6 @@ if TYPE_CHECKING:
     from .providers import Preset
 
 Message = dict[str, Any]
-
-
-# -- errors ------------------------------------------------------------------------------------
-class StructuredOutputError(QwqError):
-    """The reply could not be turned into data matching the schema; ``.raw`` is the text we
-    tried to parse, ``.attempts`` every (Completion, error) of a run with retries."""
-
-    def __init__(self, message: str, *, raw: str = "", completion: Completion | None = None
-                 ) -> None:
-        super().__init__(message, completion=completion)
-        self.raw = raw
-        self.attempts: list[tuple[Completion, Exception]] = []
-
-
-class InvalidJSONError(StructuredOutputError):
-    """The answer is not valid JSON."""
-
-    def __init__(self, reason: str, *, raw: str = "", line: int = 1, col: int = 1,
-                 completion: Completion | None = None) -> None:
-        self.reason, self.line, self.col = reason, line, col
-        msg = f"The answer is not valid JSON: {reason} at line {line} col {col}"
-        if raw.strip():
-            msg += f". The answer began: {_excerpt(raw)}"
-        super().__init__(msg, raw=raw, completion=completion)
-
-
-class SchemaValidationError(StructuredOutputError):
-    """The answer is JSON but does not match the schema; ``.path`` names the failing field."""
-
-    def __init__(self, path: str, reason: str, *, raw: str = "",
-                 completion: Completion | None = None) -> None:
-        self.path, self.reason = path, reason
-        super().__init__(f"The answer does not match the schema at {path}: {reason}", raw=raw,
-                         completion=completion)
-
-
-class TruncatedOutputError(StructuredOutputError):
-    """Generation stopped at max_tokens before the JSON value was complete."""
-
-    def __init__(self, max_tokens: int | None, *, raw: str = "", thinking: bool = False,
-                 completion: Completion | None = None) -> None:
-        self.max_tokens = max_tokens
-        n = f"{max_tokens} tokens" if max_tokens else "token limit"
-        where = " (the model was still thinking)" if thinking else ""
-        super().__init__(
-            f"The answer was cut off at max_tokens ({n}) before the JSON was complete{where}; "
-            "raise --max-tokens", raw=raw, completion=completion)
 
 
 def _excerpt(text: str, n: int = 120) -> str:
@@ -523,7 +484,11 @@ class _Run:
         if not self.can_fall_back or started or status not in _FALLBACK_STATUS \
                 or len(self.modes) < 2:
             raise e
-        self.modes.pop(0)
+        refused = self.modes.pop(0)
+        from ._log import logger
+
+        logger.info("%s refused JSON mode %r (HTTP %s); trying %r", self.key.split("|")[0],
+                    refused, status, self.modes[0])
 
     def done(self, c: Completion) -> bool:
         """Parse ``c``: True when it is valid; False to re-ask; raises when out of retries."""
