@@ -11,9 +11,9 @@ import contextlib
 import html
 import shlex
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode
 
 from .errors import ConfigurationError, QwqError, QwqInterrupted, UsageError
@@ -25,8 +25,48 @@ from .state import session
 PARAM_FLAGS: list[tuple[str, str, type]] = [
     (p.flag, p.name, p.kind) for p in REGISTRY if p.flag and p.kind in (int, float)]
 
-SUBCOMMANDS = ("use", "set", "params", "providers", "models", "history", "reset", "help",
-               "record", "replay", "live")
+class Command(NamedTuple):
+    """One ``%qwq`` subcommand: its usage line, what it does, and the function that runs it
+    (``fn(magics, words)``; ``None``: the ``_cmd_<name>`` method)."""
+
+    usage: str
+    help: str
+    fn: Callable[[Any, list[str]], Any] | None = None
+
+
+#: The command table: every ``%qwq`` subcommand, in the order ``%qwq help`` lists them.
+#: Other modules add theirs with :func:`command`.
+COMMANDS: dict[str, Command] = {
+    "use": Command("use PROVIDER [--model M] [--base-url U] [--account-id A] [--key-env VAR]",
+                   "choose the provider (says what it found)"),
+    "set": Command("set temperature=0.6 top_p=0.95 system='…'",
+                   "session defaults (validated); name=none unsets"),
+    "params": Command("params", "effective parameters and their source"),
+    "providers": Command("providers", "the presets and whether their keys are set"),
+    "models": Command("models", "models of the current provider (and what the server serves)"),
+    "history": Command("history [NAME]", "conversations (--chat NAME)"),
+    "reset": Command("reset [NAME]", "forget a conversation, or everything"),
+    "record": Command("record PATH [--auto]", "record every reply to a cassette"),
+    "replay": Command("replay PATH [--speed X]", "replay a cassette (offline demos)"),
+    "live": Command("live", "back to live calls"),
+    "help": Command("help", "this list"),
+}
+
+
+def command(name: str, usage: str, help: str) -> Callable[[Callable[[Any, list[str]], Any]],
+                                                         Callable[[Any, list[str]], Any]]:
+    """Register ``fn(magics, words)`` as ``%qwq NAME`` (used by the run log, compare, map…)."""
+    def deco(fn: Callable[[Any, list[str]], Any]) -> Callable[[Any, list[str]], Any]:
+        COMMANDS[name] = Command(usage, help, fn)
+        return fn
+    return deco
+
+
+def _did_you_mean(word: str) -> str | None:
+    import difflib
+
+    m = difflib.get_close_matches(word.lower(), COMMANDS, n=1, cutoff=0.75)
+    return m[0] if m else None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -143,6 +183,7 @@ class QwqMagics(Magics):
         return session.client(args.provider, model=args.model, base_url=args.base_url)
 
     # -- entry point ---------------------------------------------------------------------------
+    @no_var_expand  # the prompt arrives as typed: "$5 for $name" stays as it is
     @line_cell_magic
     def qwq(self, line: str, cell: str | None = None) -> Any:
         """Stream a reasoning model's reply (``%%qwq --help``); ``%qwq help`` for commands."""
@@ -151,10 +192,17 @@ class QwqMagics(Magics):
         except ValueError as e:
             raise self._short(UsageError(f"%qwq: cannot parse the options: {e}")) from None
         try:
-            if cell is None and words and words[0] in SUBCOMMANDS:
-                return getattr(self, "_cmd_" + words[0])(words[1:])
+            if cell is None and words and words[0] in COMMANDS:
+                cmd = COMMANDS[words[0]]
+                fn = cmd.fn or getattr(type(self), "_cmd_" + words[0])
+                return fn(self, words[1:])
             if cell is None and not words:
                 return self._cmd_help([])
+            if cell is None and len(words) <= 2 and not words[0].startswith("-") \
+                    and (near := _did_you_mean(words[0])):
+                raise UsageError(
+                    f"%qwq {words[0]}: no such command — did you mean %qwq {near}? (To ask the "
+                    f"model, write a longer question or use %%qwq; %qwq help lists commands.)")
             return self._run(words, cell)
         except QwqError as e:
             raise self._short(e) from None
@@ -200,8 +248,8 @@ class QwqMagics(Magics):
                                 if p.flag and getattr(args, p.name) is not None}
         if call.get("enable_thinking") is False and "thinking_budget" not in call:
             call["thinking_budget"] = None  # --no-thinking wins over a session thinking_budget
-        if args.system:
-            call["system"] = args.system
+        if args.system or session.system:
+            call["system"] = args.system or session.system
         history: list[dict[str, Any]] = []
         if args.chat:
             if args.new:
@@ -213,7 +261,7 @@ class QwqMagics(Magics):
             raise UsageError("%%qwq: --new starts a conversation: use it with --chat [NAME].")
         schema = None
         if args.json is not None:
-            schema = ns.get(args.json, args.json) if args.json.isidentifier() else args.json
+            schema = _schema_arg(args.json, ns)
         elif args.df:
             raise UsageError("%%qwq: --df needs --json SCHEMA (the shape of the table).")
         if schema is not None and args.df:
@@ -301,18 +349,11 @@ class QwqMagics(Magics):
 
     # -- %qwq subcommands ----------------------------------------------------------------------
     def _cmd_help(self, words: list[str]) -> None:
-        text = (
-            "%qwq use PROVIDER [--model M] [--base-url U] [--account-id A] [--key-env VAR]\n"
-            "%qwq set temperature=0.6 top_p=0.95      session defaults (validated); "
-            "name=none unsets\n"
-            "%qwq params                               effective parameters and their source\n"
-            "%qwq providers | models                   what is available\n"
-            "%qwq history [NAME] | reset [NAME]        conversations (--chat NAME)\n"
-            "%qwq record PATH | replay PATH [--speed X] | live     cassettes for offline demos\n"
-            "%qwq QUESTION                             a one-line prompt\n"
-            "%%qwq [options]                           the cell is the prompt (%%qwq --help)"
-        )
-        print(text)
+        rows = [(f"%qwq {c.usage}", c.help) for c in COMMANDS.values()]
+        rows += [("%qwq QUESTION", "a one-line prompt"),
+                 ("%%qwq [options]", "the cell is the prompt (%%qwq --help)")]
+        width = min(max(len(r[0]) for r in rows), 60)
+        print("\n".join(f"{u.ljust(width)}  {h}" for u, h in rows))
 
     def _cmd_use(self, words: list[str]) -> None:
         p = _Parser(prog="%qwq use", add_help=False)
@@ -353,6 +394,13 @@ class QwqMagics(Magics):
                 raise UsageError(f"%qwq set: expected name=value, got {w!r}")
             k, v = w.split("=", 1)
             values[k.strip()] = _parse_value(v)
+        if "system" in values:  # the session-wide system prompt (--system wins for one cell)
+            system = values.pop("system")
+            session.system = None if system is None else str(system)
+            self._say(f"System prompt: {session.system!r}" if session.system
+                      else "System prompt unset.")
+            if not values:
+                return
         values = normalize_names(values)
         try:
             self._ensure_provider()
@@ -512,6 +560,22 @@ class _Renderer:
             self.live.finish(c, preview=preview, note=note)
         elif self.term is not None:
             self.term.finish(c, note=note)
+
+
+def _schema_arg(text: str, ns: dict[str, Any]) -> Any:
+    """``--json X``: a notebook variable when X names one; an identifier naming none is a
+    mistake (a misspelled variable), not a one-field schema."""
+    if not text.isidentifier():
+        return text
+    if text in ns:
+        return ns[text]
+    import difflib
+
+    names = [k for k in ns if not k.startswith("_") and k.isidentifier()]
+    near = difflib.get_close_matches(text, names, n=1)
+    hint = f" Did you mean {near[0]!r}?" if near else ""
+    raise UsageError(f"%%qwq --json {text}: no variable named {text!r} in the notebook.{hint} "
+                     f"For a one-field schema write --json '{text} str'.")
 
 
 def _is_record(schema: dict[str, Any]) -> bool:

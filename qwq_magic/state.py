@@ -93,6 +93,8 @@ class Session(t.HasTraits):
         self.client_kwargs: dict[str, Any] = {}  # api_key=, account_id=, timeout= … (%qwq use)
         self._clients: dict[tuple[Any, ...], Any] = {}
         self.last: Any = None  # the last Completion from any front end
+        #: the session-wide system prompt (``%qwq set system="…"``); ``--system`` wins per cell
+        self.system: str | None = None
 
     def choice(self, provider: str | None = None, *, model: str | None = None,
                base_url: str | None = None, api_key: Any = None,
@@ -175,6 +177,7 @@ class Session(t.HasTraits):
         """Forget the provider choice, parameters and conversations."""
         self._close_clients()
         self.provider = self.model = self.base_url = None
+        self.system = None
         self.client_kwargs = {}
         self.params.reset()
         self.conversations.clear()

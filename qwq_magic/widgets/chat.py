@@ -336,7 +336,8 @@ class ChatPanel(anywidget.AnyWidget):
         s: Any = None
         cancelled = False
         try:
-            s = self.binding.client().astream(text, history=history, system=self.system,
+            s = self.binding.client().astream(text, history=history,
+                                              system=self.system or self.session.system,
                                               params=self.session.params)
             c = s.completion
             self._push(c, False, epoch)
