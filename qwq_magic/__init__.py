@@ -58,6 +58,8 @@ _EXPORTS: dict[str, str] = {
     "session": "state",
     "Session": "state",
     "Params": "state",
+    "history": "logview",
+    "BudgetExceededError": "budget",
 }
 
 __all__ = [*sorted(_EXPORTS), "load_ipython_extension", "unload_ipython_extension"]

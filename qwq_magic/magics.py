@@ -47,7 +47,7 @@ PARAM_FLAGS: list[tuple[str, str, type]] = [
 ]
 
 SUBCOMMANDS = ("use", "set", "params", "providers", "models", "history", "reset", "help",
-               "record", "replay", "live")
+               "record", "replay", "live", "cost", "budget")
 
 
 class UsageError(QwqError):
@@ -136,6 +136,8 @@ class QwqMagics(Magics):
                       ).tag(config=True)
     local_ports = List(Int(), [p for p, _ in LOCAL_PORTS],
                        help="Loopback ports probed for an OpenAI-compatible server").tag(config=True)
+    log = Bool(True, help="Log every reply to the run log (QWQ_LOG=0 also turns it off)").tag(config=True)
+    log_path = Unicode(None, allow_none=True, help="The run log's file (default: QWQ_LOG_PATH, else log.db in the user data dir)").tag(config=True)
 
     def __init__(self, shell: Any = None, **kw: Any) -> None:
         super().__init__(shell=shell, **kw)
@@ -208,11 +210,18 @@ class QwqMagics(Magics):
         except ValueError as e:
             raise self._short(UsageError(f"%qwq: cannot parse the options: {e}")) from None
         try:
+            if cell is None and words and words[0] in ("history", "cost", "budget"):
+                from . import logview
+
+                return getattr(logview, "cmd_" + words[0])(self, line.strip()[len(words[0]):])
             if cell is None and words and words[0] in SUBCOMMANDS:
                 return getattr(self, "_cmd_" + words[0])(words[1:])
             if cell is None and not words:
                 return self._cmd_help([])
-            return self._run(words, cell)
+            from . import runlog
+
+            with runlog.source("magic"):
+                return self._run(words, cell)
         except QwqError as e:
             raise self._short(e) from None
 
@@ -366,7 +375,9 @@ class QwqMagics(Magics):
             "name=none unsets\n"
             "%qwq params                               effective parameters and their source\n"
             "%qwq providers | models                   what is available\n"
-            "%qwq history [NAME] | reset [NAME]        conversations (--chat NAME)\n"
+            "%qwq history [N] | history NAME          recent runs (the run log) | a conversation\n"
+            "%qwq cost | budget 0.50 | budget off      spend and tokens | a spending cap\n"
+            "%qwq reset [NAME]                         forget everything | a conversation\n"
             "%qwq record PATH | replay PATH [--speed X] | live     cassettes for offline demos\n"
             "%qwq QUESTION                             a one-line prompt\n"
             "%%qwq [options]                           the cell is the prompt (%%qwq --help)"
@@ -567,7 +578,10 @@ class _Renderer:
                 from .structured import partial_preview
 
                 preview = partial_preview(c.content)
-            self.live.finish(c, preview=preview, note=note)
+            from .runlog import provenance
+
+            self.live.finish(c, preview=preview, note=note,
+                             metadata={"qwq_magic": provenance(c)})
         elif self.term is not None:
             self.term.finish(c, note=note)
 
