@@ -164,7 +164,7 @@ def history(limit: int | None = 50, since: Any = None, model: str | None = None,
     for col in _BOOL:
         df[col] = df[col].fillna(0).astype(bool)
     for col in runlog.JSON_COLUMNS:
-        df[col] = df[col].map(_loads).astype(object)
+        df[col] = pd.Series([_loads(v) for v in df[col]], index=df.index, dtype=object)
     return df
 
 

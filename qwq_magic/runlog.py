@@ -463,6 +463,15 @@ def _dumps(obj: Any) -> str | None:
     return redact(text)
 
 
+def _utf8(s: str) -> str:
+    """Lone surrogates (possible in decoded JSON) cannot be stored: keep them as ``\\udXXX``."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "backslashreplace").decode("utf-8")
+    return s
+
+
 def _encode(row: dict[str, Any]) -> tuple[Any, ...]:
     register_env_keys()
     out = []
@@ -472,6 +481,8 @@ def _encode(row: dict[str, Any]) -> tuple[Any, ...]:
             v = _dumps(v)
         elif isinstance(v, str):
             v = redact(v)
+        if isinstance(v, str):
+            v = _utf8(v)
         out.append(v)
     return tuple(out)
 
@@ -493,6 +504,7 @@ class _Writer:
         self.pending: list[tuple[Path, dict[str, Any]]] = []
         self.problems: list[str] = []
         self._reported: set[str] = set()
+        self._atexit = False
 
     # caller side
     def put(self, item: tuple[str, Any, Any]) -> None:
@@ -507,7 +519,9 @@ class _Writer:
                 self.thread = threading.Thread(target=self._loop, name="qwq-runlog",
                                                daemon=True)
                 self.thread.start()
-                atexit.register(self.close)
+                if not self._atexit:
+                    atexit.register(self.close)
+                    self._atexit = True
 
     def flush(self, timeout: float = 10.0) -> bool:
         if self.thread is None or not self.thread.is_alive():
@@ -603,32 +617,41 @@ class _Writer:
                     "memory and written when it can be (calls are not affected; "
                     "QWQ_LOG=0 turns the log off).")
 
-    def _write(self, path: Path, row: dict[str, Any]) -> None:
-        if self.pending:
-            self._retry_pending()
-        if self.pending:  # still failing: don't wait on the lock again for this one
-            self._keep(path, row)
-            return
+    def _try(self, path: Path, row: dict[str, Any]) -> bool | None:
+        """Write one row: True; False when the database cannot be written now (keep the row);
+        None when the row itself cannot be written (a bug: reported and dropped)."""
+        import sqlite3
+
         try:
             self._insert(path, row)
-        except Exception as e:
-            self._keep(path, row)
+            return True
+        except (sqlite3.DatabaseError, OSError, _NewerSchema) as e:
             self._failed(path, e)
+            return False
+        except Exception as e:
+            self.report("bug", f"qwq_magic could not log a reply ({type(e).__name__}: {e}).")
+            return None
+
+    def _write(self, path: Path, row: dict[str, Any]) -> None:
+        failed = self._retry_pending() if self.pending else set()
+        if path in failed or self._try(path, row) is False:  # don't wait on a lock twice
+            self._keep(path, row)
 
     def _keep(self, path: Path, row: dict[str, Any]) -> None:
         self.pending.append((path, row))
         if len(self.pending) > MAX_PENDING:
             del self.pending[0]
 
-    def _retry_pending(self) -> None:
-        while self.pending:
-            path, row = self.pending[0]
-            try:
-                self._insert(path, row)
-            except Exception as e:
-                self._failed(path, e)
-                return
-            self.pending.pop(0)
+    def _retry_pending(self) -> set[Path]:
+        """Retry the kept rows in order; return the paths that still cannot be written."""
+        failed: set[Path] = set()
+        keep: list[tuple[Path, dict[str, Any]]] = []
+        for path, row in self.pending:
+            if path in failed or self._try(path, row) is False:
+                failed.add(path)
+                keep.append((path, row))
+        self.pending = keep
+        return failed
 
     def _update(self, path: Path, uid: str, fields: dict[str, Any]) -> None:
         for _p, row in self.pending:
@@ -639,6 +662,7 @@ class _Writer:
         register_env_keys()
         values = [_dumps(v) if k in JSON_COLUMNS else redact(v) if isinstance(v, str) else v
                   for k, v in fields.items()]
+        values = [_utf8(v) if isinstance(v, str) else v for v in values]
         try:
             conn = self._conn(path)
             with conn:
