@@ -8,7 +8,9 @@ developer's own. nbval's kernels inherit this environment.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 for _var in list(os.environ):
@@ -16,4 +18,6 @@ for _var in list(os.environ):
         del os.environ[_var]
 os.environ["QWQ_REPLAY_SPEED"] = "0"
 # every call made by a test (and the kernels it starts) logs into a throw-away run log
-os.environ["QWQ_LOG_PATH"] = os.path.join(tempfile.mkdtemp(prefix="qwq-log-"), "log.db")
+_log_dir = tempfile.mkdtemp(prefix="qwq-log-")
+atexit.register(shutil.rmtree, _log_dir, True)  # after the log's writer (atexit runs LIFO)
+os.environ["QWQ_LOG_PATH"] = os.path.join(_log_dir, "log.db")

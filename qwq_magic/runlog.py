@@ -101,8 +101,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 JSON_COLUMNS = ("messages", "params", "json_schema", "data", "tool_calls")
 _INSERT = (f"INSERT OR REPLACE INTO runs ({', '.join(n for n, _ in COLUMNS)}) "
            f"VALUES ({', '.join('?' for _ in COLUMNS)})")
+_META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);"
 _SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);",
     "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY, "
     + ", ".join(f"{n} {t}" for n, t in COLUMNS) + ");",
     "CREATE INDEX IF NOT EXISTS runs_time ON runs (time);",
@@ -678,14 +678,15 @@ class _NewerSchema(Exception):
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     """Create the tables, or check and upgrade an older log (``meta.schema_version``)."""
     with conn:
-        for stmt in _SCHEMA:
-            conn.execute(stmt)
+        conn.execute(_META)
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         version = int(row[0]) if row else 0
         if version > SCHEMA_VERSION:
             raise _NewerSchema(f"written by a newer qwq_magic (schema {version}, this one "
                                f"knows {SCHEMA_VERSION}); upgrade qwq_magic or set "
                                "QWQ_LOG_PATH to another file")
+        for stmt in _SCHEMA:
+            conn.execute(stmt)
         # later schema versions add their ALTER TABLE steps here, from `version` up
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                      (str(SCHEMA_VERSION),))
