@@ -398,14 +398,15 @@ class LiveDisplay:
 
     def _publish(self, bundle: dict[str, str], metadata: dict[str, Any] | None = None) -> None:
         first = self.n_updates == 0
+        meta = {"metadata": metadata} if metadata else {}
         if self._publish_fn is not None:
             self._publish_fn(bundle, first)
         elif first or self.handle is None:
             from IPython.display import display
 
-            self.handle = display(bundle, raw=True, display_id=True, metadata=metadata)
+            self.handle = display(bundle, raw=True, display_id=True, **meta)
         else:
-            self.handle.update(bundle, raw=True, metadata=metadata)
+            self.handle.update(bundle, raw=True, **meta)
         self.n_updates += 1
         self._last = self.clock()
 

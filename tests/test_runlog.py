@@ -575,3 +575,34 @@ def test_a_lone_surrogate_is_kept_not_dropped(db: Path) -> None:
     runlog.after_reply(c)
     [r] = rows(db)
     assert r["answer"] == "bad \\ud800 text" and runlog.problems() == []
+
+
+# -- in a real kernel: the saved notebook says what produced each answer ------------------------
+@pytest.mark.kernel
+def test_saved_notebook_carries_provenance_and_the_log_knows_the_notebook(
+        provider_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    srv = provider_server
+    srv.script(Reply(reasoning=REASONING, content=ANSWER))
+    path = tmp_path / "kernel-log.db"
+    monkeypatch.setenv("QWQ_LOG_PATH", str(path))
+    monkeypatch.setenv("JPY_SESSION_NAME", "/home/teacher/lesson.ipynb")  # as Jupyter Server sets
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in (
+        "%load_ext qwq_magic",
+        f"%qwq use openai --base-url {srv.base_url('vllm')} --model qwq",
+        "%%qwq --temperature 0.6\nWrite a haiku.",
+        "import qwq_magic as qm\nh = qm.history()\nprint(len(h), h.notebook.iloc[-1], h.source.iloc[-1])",
+    )]
+    NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    [out] = [o for o in nb.cells[2].outputs if o.output_type == "display_data"]
+    meta = out.metadata["qwq_magic"]
+    assert meta["request"]["params"] == {"temperature": 0.6}
+    assert meta["reply"]["content"] == ANSWER and meta["reply"]["reasoning"] == REASONING
+    assert nb.cells[3].outputs[0].text.strip() == "1 /home/teacher/lesson.ipynb magic"
+    nbformat.writes(nb)  # the metadata survives saving
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT uid FROM runs").fetchall() == [(meta["log_id"],)]
+    conn.close()
