@@ -2,14 +2,22 @@
 
 The tutorial notebooks run under nbval from their recordings (``%qwq replay``): replay at once
 (``QWQ_REPLAY_SPEED=0``) and make sure no provider key or URL from the developer's environment
-can turn a replay into a live call. nbval's kernels inherit this environment.
+can turn a replay into a live call, and the run log goes to a temporary file, never the
+developer's own. nbval's kernels inherit this environment.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 for _var in list(os.environ):
     if _var.startswith(("QWQ_", "DEEPINFRA_", "AIMLAPI_", "CLOUDFLARE_")):
         del os.environ[_var]
 os.environ["QWQ_REPLAY_SPEED"] = "0"
+# every call made by a test (and the kernels it starts) logs into a throw-away run log
+_log_dir = tempfile.mkdtemp(prefix="qwq-log-")
+atexit.register(shutil.rmtree, _log_dir, True)  # after the log's writer (atexit runs LIFO)
+os.environ["QWQ_LOG_PATH"] = os.path.join(_log_dir, "log.db")

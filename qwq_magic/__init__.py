@@ -65,6 +65,7 @@ _EXPORTS: dict[str, str] = {
     "session": "state",
     "Session": "state",
     "Params": "state",
+    "history": "logview",
 }
 
 # TimeoutError stays reachable as qm.TimeoutError (the old name of RequestTimeoutError) but is

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from . import _retry
+from . import _retry, runlog
 from ._log import logger
 from ._sse import SSEDecoder
 from .completion import Completion
@@ -621,10 +621,13 @@ class Stream:
             if e.completion is None:
                 e.completion = c
             raise
+        finally:
+            runlog.after_reply(c, self._call.req, self._client)
 
     def _live(self) -> Iterator[Event]:
         """The HTTP exchange, with retries before the first token."""
         call, client = self._call, self._client
+        runlog.before_send(call.req, client)
         client._check_key()
         http = client._sync_http()
         attempt = 0
@@ -699,9 +702,12 @@ class AsyncStream:
             if e.completion is None:
                 e.completion = c
             raise
+        finally:
+            runlog.after_reply(c, self._call.req, self._client)
 
     async def _live(self) -> AsyncIterator[Event]:
         call, client = self._call, self._client
+        runlog.before_send(call.req, client)
         client._check_key()
         http = client._async_http()
         attempt = 0

@@ -396,16 +396,17 @@ class LiveDisplay:
         self.n_updates = 0
         self._last: float | None = None
 
-    def _publish(self, bundle: dict[str, str]) -> None:
+    def _publish(self, bundle: dict[str, str], metadata: dict[str, Any] | None = None) -> None:
         first = self.n_updates == 0
+        meta = {"metadata": metadata} if metadata else {}
         if self._publish_fn is not None:
             self._publish_fn(bundle, first)
         elif first or self.handle is None:
             from IPython.display import display
 
-            self.handle = display(bundle, raw=True, display_id=True)
+            self.handle = display(bundle, raw=True, display_id=True, **meta)
         else:
-            self.handle.update(bundle, raw=True)
+            self.handle.update(bundle, raw=True, **meta)
         self.n_updates += 1
         self._last = self.clock()
 
@@ -421,10 +422,11 @@ class LiveDisplay:
                                     preview=preview))
         return True
 
-    def finish(self, c: Completion, *, preview: str | None = None, note: str | None = None) -> None:
-        """Publish the final, complete bundle (always)."""
+    def finish(self, c: Completion, *, preview: str | None = None, note: str | None = None,
+               metadata: dict[str, Any] | None = None) -> None:
+        """Publish the final, complete bundle (always), with the output's ``metadata``."""
         self._publish(render_bundle(c, hide_reasoning=self.hide_reasoning, raw=self.raw,
-                                    preview=preview, note=note))
+                                    preview=preview, note=note), metadata)
 
 
 class TerminalStream:

@@ -184,8 +184,26 @@ class RequestTimeoutError(QwqError):
 TimeoutError = RequestTimeoutError
 
 
+def fmt_usd(v: float) -> str:
+    """``$0.000123`` for small sums, ``$0.1234`` below a dollar, ``$12.34`` above."""
+    return f"${v:.6f}" if v < 0.01 else f"${v:.4f}" if v < 1 else f"${v:.2f}"
+
+
 class BudgetExceededError(QwqError):
-    """The session's spending cap is reached: the call was refused before sending."""
+    """The session's spend reached its budget cap; nothing was sent.
+
+    ``spent`` and ``cap`` are in USD.
+    """
+
+    def __init__(self, spent: float, cap: float, replies: int) -> None:
+        self.spent = spent
+        self.cap = cap
+        super().__init__(
+            f"Budget reached: this session has spent {fmt_usd(spent)} of its {fmt_usd(cap)} "
+            f"cap ({replies} {'reply' if replies == 1 else 'replies'}); nothing was sent. "
+            "Raise it with %qwq budget 1.00 (or qm.session.budget = 1.0), or lift it with "
+            "%qwq budget off."
+        )
 
 
 class CassetteMissError(QwqError):

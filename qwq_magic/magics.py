@@ -44,7 +44,12 @@ COMMANDS: dict[str, Command] = {
     "params": Command("params", "effective parameters and their source"),
     "providers": Command("providers", "the presets and whether their keys are set"),
     "models": Command("models", "models of the current provider (and what the server serves)"),
-    "history": Command("history [NAME]", "conversations (--chat NAME)"),
+    "history": Command("history [N] | history NAME", "recent runs (the run log) | a conversation",
+                       lambda m, w: _logview("history", m, w)),
+    "cost": Command("cost", "spend and tokens: this session, today, all time",
+                    lambda m, w: _logview("cost", m, w)),
+    "budget": Command("budget 0.50 | budget off", "a spending cap for this session",
+                      lambda m, w: _logview("budget", m, w)),
     "reset": Command("reset [NAME]", "forget a conversation, or everything"),
     "record": Command("record PATH [--auto]", "record every reply to a cassette"),
     "replay": Command("replay PATH [--speed X]", "replay a cassette (offline demos)"),
@@ -60,6 +65,12 @@ def command(name: str, usage: str, help: str) -> Callable[[Callable[[Any, list[s
         COMMANDS[name] = Command(usage, help, fn)
         return fn
     return deco
+
+
+def _logview(name: str, magics: Any, words: list[str]) -> Any:
+    from . import logview
+
+    return getattr(logview, "cmd_" + name)(magics, shlex.join(words))
 
 
 def _did_you_mean(word: str) -> str | None:
@@ -147,6 +158,8 @@ class QwqMagics(Magics):
                       ).tag(config=True)
     local_ports = List(Int(), [p for p, _ in LOCAL_PORTS],
                        help="Loopback ports probed for an OpenAI-compatible server").tag(config=True)
+    log = Bool(True, help="Log every reply to the run log (QWQ_LOG=0 also turns it off)").tag(config=True)
+    log_path = Unicode(None, allow_none=True, help="The run log's file (default: QWQ_LOG_PATH, else log.db in the user data dir)").tag(config=True)
 
     def __init__(self, shell: Any = None, **kw: Any) -> None:
         super().__init__(shell=shell, **kw)
@@ -203,7 +216,10 @@ class QwqMagics(Magics):
                 raise UsageError(
                     f"%qwq {words[0]}: no such command — did you mean %qwq {near}? (To ask the "
                     f"model, write a longer question or use %%qwq; %qwq help lists commands.)")
-            return self._run(words, cell)
+            from . import runlog
+
+            with runlog.source("magic"):
+                return self._run(words, cell)
         except QwqError as e:
             raise self._short(e) from None
 
@@ -557,7 +573,10 @@ class _Renderer:
                 from .structured import partial_preview
 
                 preview = partial_preview(c.content)
-            self.live.finish(c, preview=preview, note=note)
+            from .runlog import provenance
+
+            self.live.finish(c, preview=preview, note=note,
+                             metadata={"qwq_magic": provenance(c)})
         elif self.term is not None:
             self.term.finish(c, note=note)
 

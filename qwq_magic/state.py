@@ -170,6 +170,19 @@ class Session(t.HasTraits):
         self.client_kwargs = {k: v for k, v in self.client_kwargs.items() if k != "cassette"}
 
     @property
+    def budget(self) -> float | None:
+        """The session's spending cap in USD, None for none (``%qwq budget 0.50``)."""
+        from .budget import cap
+
+        return cap()
+
+    @budget.setter
+    def budget(self, value: Any) -> None:
+        from .budget import set_cap
+
+        set_cap(value)
+
+    @property
     def cassette(self) -> Any:
         return self.client_kwargs.get("cassette")
 

@@ -494,10 +494,14 @@ class _Run:
         """Parse ``c``: True when it is valid; False to re-ask; raises when out of retries."""
         self.client.json_mode_memory[self.key] = self.modes[0]
         c.schema = self.schema.json
+        from . import runlog
+
         try:
             parse_completion(c, self.schema)
+            runlog.after_parse(c)
             return True
         except (InvalidJSONError, SchemaValidationError) as e:
+            runlog.after_parse(c, e)
             self.attempts.append((c, e))
             if self.answered >= self.retries:
                 e.attempts = self.attempts
@@ -508,6 +512,7 @@ class _Run:
                 "matching the schema.")}]
             return False
         except StructuredOutputError as e:
+            runlog.after_parse(c, e)
             self.attempts.append((c, e))
             e.attempts = self.attempts
             raise

@@ -276,6 +276,10 @@ async def test_stop_keeps_the_partial_reply(sess: Session, provider_server: Any)
     task = panel.send("think for a while")
     assert task is not None and panel.busy
     await asyncio.sleep(0.3)
+    for _ in range(200):  # on a loaded machine the first tokens may take longer
+        if panel.live.get("message", {}).get("reasoning"):
+            break
+        await asyncio.sleep(0.05)
     t_stop = time.monotonic()
     panel.stop()
     c = await task

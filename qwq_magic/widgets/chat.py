@@ -22,6 +22,7 @@ from typing import Any
 import anywidget
 import traitlets as t
 
+from .. import runlog
 from ..completion import Completion
 from ..errors import QwqError
 from ..params import validate
@@ -321,6 +322,7 @@ class ChatPanel(anywidget.AnyWidget):
         """The generation task started by :meth:`send` (await it for the Completion)."""
         return self._task
 
+    @runlog.source("panel")
     async def send_async(self, text: str) -> Completion:
         """Generate one reply to ``text`` and return its Completion (stopped or broken too)."""
         history = self.conversation
