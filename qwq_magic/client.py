@@ -232,6 +232,23 @@ class Client:
             self._ahttp_loop = loop
         return self._ahttp
 
+    def list_models(self, timeout: float = 5.0) -> list[str]:
+        """The model ids the server lists at ``GET {base_url}/models`` (ids redacted: a server
+        may put anything there)."""
+        if not self._preset.lists_models:
+            return list(self._preset.models)
+        url = self.base_url.rstrip("/") + "/models"
+        try:
+            r = self._sync_http().get(url, headers=httpx.Headers(self._auth_headers()),
+                                      timeout=timeout)
+            data = r.json().get("data") if r.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            data = None
+        if not isinstance(data, list):
+            raise ConnectError(f"could not list {url} (is the server up, and the URL right?)")
+        return [redact(str(m.get("id")))[:200] for m in data
+                if isinstance(m, dict) and m.get("id") is not None]
+
     # -- building requests -------------------------------------------------------------------
     def prepare(
         self,
@@ -365,7 +382,8 @@ class _Call:
             "method": "POST",
             "url": self.req.url,
             "json": self.req.body,
-            "headers": {**self.req.headers, **self.client._auth_headers()},
+            # httpx.Headers: its repr masks Authorization wherever a traceback shows it
+            "headers": httpx.Headers({**self.req.headers, **self.client._auth_headers()}),
         }
 
     # -- the response ------------------------------------------------------------------------
@@ -477,6 +495,9 @@ class _Call:
     def http_error(self, status: int, headers: Mapping[str, str], text: str,
                    attempt: int) -> float:
         """An error status before the stream: return the delay before retrying, or raise."""
+        # servers echo keys back: nothing unredacted stays in a local of the error path
+        text = redact(text)
+        headers = {k: redact(v) for k, v in headers.items()}
         message, code = error_message(text)
         c = self.client
         retryable = _retry.should_retry(status, code, c.preset.final_codes)
@@ -493,7 +514,7 @@ class _Call:
         c = self.client
         prov = c.provider
         message = message.rstrip(". ")
-        kw: dict[str, Any] = {"status": status, "provider": prov, "code": code, "body": text[:2000],
+        kw: dict[str, Any] = {"status": status, "provider": prov, "code": code, "body": text,
                               "completion": self.completion}
         tries = f" after {attempt + 1} attempts" if attempt else ""
         if status in (401, 403):
@@ -543,12 +564,12 @@ class _Call:
                             type(exc).__name__, attempt + 1, c.max_retries, delay)
                 return delay
             return_err = self._broken(f"the connection dropped ({type(exc).__name__}: {exc})")
-            raise return_err from exc
+            raise return_err from None  # httpx's frames hold the request headers: not chained
         if self.started:
             err = self._broken(str(err))
         else:
             self.completion.finish("error", err)
-        raise err from exc
+        raise err from None
 
 
 def _fmt_timeout(t: httpx.Timeout, kind: str) -> str:

@@ -68,6 +68,10 @@ class Secret:
         return bool(self._value)
 
 
+#: characters of an error body an :class:`APIError` keeps (after redaction)
+BODY_KEPT = 2000
+
+
 class QwqError(Exception):
     """Base class of every qwq_magic error."""
 
@@ -134,8 +138,10 @@ class APIError(QwqError):
     ) -> None:
         self.status = status
         self.provider = provider
-        self.code = code
-        self.body = redact(body) if body else body
+        # a server may echo anything back, in the body and in the code: redact before the cut,
+        # so no key straddling the cut survives in part
+        self.code = redact(code) if isinstance(code, str) else code
+        self.body = redact(body)[:BODY_KEPT] if body else body
         super().__init__(message, completion=completion)
 
 

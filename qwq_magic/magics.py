@@ -461,15 +461,11 @@ class QwqMagics(Magics):
                  f"{i.price_in}/{i.price_out}" if i.price_in is not None else "",
                  str(i.context or ""), i.note) for m, i in p.models.items()]
         if p.lists_models:
-            import httpx
-
             try:
-                r = client._sync_http().get(client.base_url.rstrip("/") + "/models",
-                                            headers=client._auth_headers(), timeout=5)
-                rows += [(m["id"] + (" ◀" if m["id"] == client.model else ""), "", "",
-                          "served by " + client.base_url) for m in r.json().get("data", [])]
-            except (httpx.HTTPError, ValueError, AttributeError):
-                rows.append((client.model, "", "", f"could not list {client.base_url}/models"))
+                rows += [(m + (" ◀" if m == client.model else ""), "", "",
+                          "served by " + client.base_url) for m in client.list_models()]
+            except QwqError as e:
+                rows.append((client.model, "", "", str(e)))
         self._say("\n".join(" | ".join(r) for r in [head, *rows]), _html_table(head, rows))
 
     def _cmd_history(self, words: list[str]) -> None:

@@ -193,6 +193,8 @@ def resolve(
             if v := _env(env, var):
                 key, src["api_key"] = v, var
                 break
+    if isinstance(key, Secret):
+        _check_key(key.get())
     secret = key if isinstance(key, Secret) else (Secret(_check_key(str(key))) if key else None)
 
     acct = pick("account_id", account_id, s_kw.get("account_id"), preset.account_env,

@@ -58,7 +58,7 @@ def parse_chunk(obj: dict[str, Any], out: list[Event]) -> None:
     if err is not None or obj.get("object") == "error":
         msg, code = error_from_obj(obj)
         raise StreamError(f"the provider reported an error mid-stream: {msg}", code=code,
-                          body=json.dumps(obj)[:2000])
+                          body=json.dumps(obj))
     choices = obj.get("choices")
     if choices:
         ch = choices[0]

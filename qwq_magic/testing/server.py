@@ -73,6 +73,7 @@ class _State:
         self.requests: list[RecordedRequest] = []
         self.pace = 0.0
         self.latency = 0.0  # seconds before answering each chat request (a slow upstream)
+        self.echo_auth = False  # a refused key is echoed in the 401 body and code
         self.in_flight = 0  # chat requests being answered now
         self.max_in_flight = 0  # the most answered at once since the last reset
         self.extra_models: set[str] = set()
@@ -85,6 +86,7 @@ class _State:
             self.extra_models.clear()
             self.pace = 0.0
             self.latency = 0.0
+            self.echo_auth = False
             self.max_in_flight = self.in_flight
 
     def take_reply(self, messages: list[dict[str, Any]]) -> Reply | None:
@@ -227,6 +229,15 @@ class ProviderServer:
     @latency.setter
     def latency(self, v: float) -> None:
         self.state.latency = v
+
+    @property
+    def echo_auth(self) -> bool:
+        """Echo a refused Authorization header back in the 401's message and code."""
+        return self.state.echo_auth
+
+    @echo_auth.setter
+    def echo_auth(self, v: bool) -> None:
+        self.state.echo_auth = v
 
     @property
     def max_in_flight(self) -> int:
@@ -386,7 +397,9 @@ class _Handler(BaseHTTPRequestHandler):
                 msg = {"cloudflare": "Authentication error", "aimlapi":
                        "This request requires a valid API key. Check the Authorization header.",
                        }.get(route.name, "Invalid API key provided.")
-                self._fail(route, 401, msg, code=10000)
+                if st.echo_auth:  # careless servers echo the credentials they refused
+                    msg += f" (got Authorization: {auth})"
+                self._fail(route, 401, msg, code=auth if st.echo_auth else 10000)
         if model_in_path == "\0bad-account":
             self._fail(route, 404, "Could not route to the account: no such account", code=7003)
         model = model_in_path if route.style == "cloudflare" else body.get("model")
