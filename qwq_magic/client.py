@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from . import _retry
+from . import __version__, _retry
 from ._sse import SSEDecoder
 from .completion import Completion
 from .errors import (
@@ -46,7 +46,7 @@ from .request import DIALECTS, PreparedRequest, build_messages, prepare
 __all__ = ["AsyncStream", "Client", "Stream"]
 
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
-USER_AGENT = "qwq-magic/0.1"
+USER_AGENT = f"qwq-magic/{__version__}"
 _CF_NO_SUCH_MODEL = (5007, 3042)
 _BACKGROUND: set[asyncio.Task[None]] = set()
 
