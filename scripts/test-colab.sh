@@ -36,11 +36,12 @@ print(f"colab venv: IPython {IPython.__version__}, ipykernel {ipykernel.__versio
       f"traitlets {traitlets.__version__}, ipywidgets {ipywidgets.__version__}")
 assert IPython.__version__ == "7.34.0" and traitlets.__version__ == "5.7.1", "pins were upgraded"
 PY
-# The magic, kernel, widget and interpolation tests. Two widget tests look inside ipywidgets 8
+# The magic, kernel, widget, interpolation and packaging (load without %load_ext) tests. Two widget tests look inside ipywidgets 8
 # (the `tooltip` trait, which ipywidgets 7 calls `description_tooltip`; the comm spy of
 # test_live_updates...) and are left out here; the panel itself works on 7.7.1.
 exec "$venv/bin/python" -m pytest -p no:cacheprovider -W ignore::DeprecationWarning \
   tests/test_magics.py tests/test_kernel.py tests/test_widgets.py tests/test_interpolate.py \
+  tests/test_packaging.py \
   --deselect tests/test_widgets.py::test_params_panel_rebuilds_on_provider_switch \
   --deselect tests/test_widgets.py::test_live_updates_do_not_grow_with_the_conversation \
   -x -q "$@"
