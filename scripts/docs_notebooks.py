@@ -14,6 +14,7 @@ The executed copies are written to docs/tutorials/ (git-ignored) for mkdocs-jupy
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,19 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "notebooks"
 OUT = ROOT / "docs" / "tutorials"
 PROVIDER_VARS = ("QWQ_", "DEEPINFRA_", "AIMLAPI_", "CLOUDFLARE_", "OPENAI_")
+# links between notebooks (`[x](reasoning.ipynb)`) point at the tutorial's page on the site
+_NB_LINK = re.compile(r"\]\((?!\w+:)([\w-]+)\.ipynb(#[^)\s]*)?\)")
+_HEADING = re.compile(r"^(#{1,6} .*)$", re.M)
+
+
+def for_the_site(nb: nbformat.NotebookNode) -> None:
+    """Markdown as mkdocs-jupyter needs it: page links, and headings without code spans (its
+    table of contents drops code from a heading's slug while the heading's id keeps it)."""
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        src = _NB_LINK.sub(lambda m: f"](../{m.group(1)}/{m.group(2) or ''})", cell.source)
+        cell.source = _HEADING.sub(lambda m: m.group(1).replace("`", ""), src)
 
 
 def offline_env() -> dict[str, str]:
@@ -50,6 +64,7 @@ def execute(name: str) -> float:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+    for_the_site(nb)
     OUT.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, OUT / src.name)
     return time.perf_counter() - t0
