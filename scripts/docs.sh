@@ -4,10 +4,15 @@
 #   2. build with mkdocs --strict (pinned toolchain in .venv-docs, docs/requirements.txt),
 #   3. check every internal link and anchor of the built site (no network).
 # bash scripts/docs.sh --serve   previews at http://127.0.0.1:8000 after building.
+# QWQ_PYTHON=/path/to/python uses that interpreter (with qwq_magic and a kernel) instead of
+# setting up .venv.
 set -euo pipefail
 export NO_MKDOCS_2_WARNING=1   # the theme's end-of-life banner on every build
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh >/dev/null
+if [ -z "${QWQ_PYTHON:-}" ]; then
+  bash scripts/setup.sh >/dev/null
+fi
+NBPY="${QWQ_PYTHON:-.venv/bin/python}"
 PY="${PYTHON:-python3}"
 if [ ! -x .venv-docs/bin/python ]; then
   "$PY" -m venv .venv-docs
@@ -20,8 +25,7 @@ if [ ! -f "$stamp" ] || [ docs/requirements.txt -nt "$stamp" ]; then
 fi
 start=$(date +%s)
 rm -rf docs/tutorials
-.venv/bin/python scripts/docs_notebooks.py 2> >(grep -v "Kernel is running over TCP" >&2)
-# recordings are not pages, but the notebooks' links may point at them
+"$NBPY" scripts/docs_notebooks.py 2> >(grep -v "Kernel is running over TCP" >&2)
 .venv-docs/bin/mkdocs build --strict --clean -q
 .venv-docs/bin/python scripts/check_links.py site
 echo "docs: built site/ in $(( $(date +%s) - start )) s"
