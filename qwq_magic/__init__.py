@@ -12,7 +12,9 @@ Names are imported lazily so that ``import qwq_magic`` and ``%load_ext`` stay ne
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import sys
 from typing import Any
 
 __version__ = "0.1.0"
@@ -99,3 +101,20 @@ def unload_ipython_extension(ipython: Any) -> None:
 
     unload(ipython)
 
+
+
+def _declare_lazy_magic() -> None:
+    """Inside IPython, ``import qwq_magic`` declares ``%qwq`` / ``%%qwq`` as lazy magics.
+
+    Nothing is loaded now: the first ``%%qwq`` loads the extension, as if ``%load_ext
+    qwq_magic`` had run (IPython >= 7.32, ``MagicsManager.register_lazy``). Outside IPython, or
+    where IPython has not been imported, this does nothing and imports nothing.
+    """
+    ipython = sys.modules.get("IPython")
+    shell = getattr(ipython, "get_ipython", lambda: None)()
+    if shell is not None:
+        with contextlib.suppress(AttributeError):  # IPython < 7.32: no lazy magics
+            shell.magics_manager.register_lazy("qwq", __name__)
+
+
+_declare_lazy_magic()

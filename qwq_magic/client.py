@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from . import _retry, runlog
+from . import __version__, _retry, runlog
 from ._log import logger
 from ._sse import SSEDecoder
 from .completion import Completion
@@ -49,7 +49,7 @@ from .resolve import Choice, resolve
 __all__ = ["AsyncStream", "Client", "Stream"]
 
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
-USER_AGENT = "qwq-magic/0.1"
+USER_AGENT = f"qwq-magic/{__version__}"
 _BACKGROUND: set[asyncio.Task[None]] = set()
 
 

@@ -237,7 +237,9 @@ class ParamsPanel:
 
         name = c["name"]
         tip = c["reason"] if not c["supported"] else f"{c['description']} ({c['range']})"
-        common: dict[str, Any] = {"description": name, "tooltip": tip,
+        # ipywidgets 7 (Google Colab) calls a control's tooltip description_tooltip
+        tip_trait = "tooltip" if int(w.__version__.split(".")[0]) >= 8 else "description_tooltip"
+        common: dict[str, Any] = {"description": name, tip_trait: tip,
                                   "style": {"description_width": "140px"},
                                   "layout": w.Layout(width="420px")}
         if not c["supported"]:
