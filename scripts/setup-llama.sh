@@ -7,13 +7,13 @@
 #   - otherwise builds the PyPI sdist for CPU (a few minutes on two cores) and caches the wheel.
 # The tokenizer vocabulary and chat templates the tests need are extracted from the same sdist
 # into ~/.cache/qwq-magic/llama-assets/<version>/.
-# Environment: VENV (default .venv), QWQ_CACHE_DIR (default ~/.cache/qwq-magic), JOBS (2).
+# Environment: VENV (default .venv), QWQMAGIC_CACHE_DIR (default ~/.cache/qwq-magic), JOBS (2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VERSION=0.3.36
 VENV="${VENV:-.venv}"
 PY="$VENV/bin/python"
-CACHE="${QWQ_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/qwq-magic}"
+CACHE="${QWQMAGIC_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/qwq-magic}"
 SDIST_DIR="$CACHE/sdist"
 WHEEL_DIR="$CACHE/wheels"
 ASSETS="$CACHE/llama-assets/$VERSION"
