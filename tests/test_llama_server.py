@@ -207,3 +207,36 @@ def test_continue_resumes_a_cut_off_answer(llama, qwq_client):
     more = qwq_client.continue_(c, max_tokens=50)
     assert more.content == m.answer and more.finish_reason == "stop"
     assert more.reasoning.strip() == m.reasoning.strip()
+
+
+# -- knowing the server --------------------------------------------------------------------
+def test_detects_llama_cpp_python(llama):
+    from qwq_magic.providers import servers
+
+    servers.forget(llama.base_url)
+    info = servers.detect(llama.base_url, "reasoner")
+    assert info.kind == "llama-cpp-python" and info.version == "0.3.36"
+    assert info.models == ("reasoner",) and info.streams_usage is False
+    assert info.json_forms[0] == "json_object_schema"
+    assert "llama-cpp-python server 0.3.36" in servers.describe(info)
+
+
+def test_a_parameter_llama_cpp_python_ignores_is_refused(llama):
+    from qwq_magic.errors import ParameterError
+    from qwq_magic.params import validate
+    from qwq_magic.providers import servers
+    from qwq_magic.providers.presets import OPENAI_GENERIC
+
+    table = servers.spec_table(servers.detect(llama.base_url, "reasoner"), OPENAI_GENERIC)
+    with pytest.raises(ParameterError, match="chat_template_kwargs"):
+        validate({"enable_thinking": False}, table, "openai (reasoner)")
+    assert validate({"repetition_penalty": 1.1}, table, "x") == {"repeat_penalty": 1.1}
+
+
+@pytest.mark.xfail(strict=True, reason="needs the lead's wiring of servers.detect/spec_table "
+                   "into the generic openai preset (#12.3)")
+def test_client_refuses_enable_thinking_on_llama_cpp_python(llama, client):
+    from qwq_magic.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="chat_template_kwargs"):
+        client.complete("What is 2+2?", enable_thinking=False)
