@@ -42,9 +42,11 @@ def backoff(attempt: int, rng: random.Random | None = None) -> float:
     return delay * jitter
 
 
-def should_retry(status: int, code: object = None) -> bool:
-    """Whether an HTTP error is worth retrying (before anything streamed)."""
-    if code == 3036:  # Cloudflare: daily free allocation used up — waiting won't help today
+def should_retry(status: int, code: object = None, final_codes: frozenset[object] = frozenset()
+                 ) -> bool:
+    """Whether an HTTP error is worth retrying (before anything streamed). ``final_codes``: the
+    provider's error codes after which waiting cannot help (its ``Preset.final_codes``)."""
+    if code in final_codes:
         return False
     return status in RETRY_STATUSES or status >= 500
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
+import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping, Sequence
 from typing import Any
@@ -38,22 +38,34 @@ from .errors import (
 )
 from .events import Event, Finish, Usage
 from .params import SamplingParams, normalize_names
-from .providers import Preset, get_preset
+from .providers import PRESETS, Preset
 from .providers._common import error_from_obj, error_message
 from .reasoning import ThinkMode, ThinkSplitter
-from .request import DIALECTS, PreparedRequest, build_messages, prepare
+from .request import PreparedRequest, build_messages, prepare
+from .resolve import Choice, resolve
 
 __all__ = ["AsyncStream", "Client", "Stream"]
 
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
 USER_AGENT = "qwq-magic/0.1"
-_CF_NO_SUCH_MODEL = (5007, 3042)
 _BACKGROUND: set[asyncio.Task[None]] = set()
 
 
-def _env(name: str) -> str | None:
-    v = os.environ.get(name)
-    return v.strip() if v and v.strip() else None
+def _seconds(name: str, v: Any) -> float:
+    """A positive, finite number of seconds, or a clear error naming the argument."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        f = math.nan
+    if isinstance(v, bool) or not math.isfinite(f) or f <= 0:
+        raise ConfigurationError(f"{name} must be a positive number of seconds; got {v!r}.")
+    return f
+
+
+def _count(name: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ConfigurationError(f"{name} must be a whole number ≥ 0; got {v!r}.")
+    return v
 
 
 def _timeout(t: float | httpx.Timeout | None) -> httpx.Timeout:
@@ -61,7 +73,8 @@ def _timeout(t: float | httpx.Timeout | None) -> httpx.Timeout:
         return DEFAULT_TIMEOUT
     if isinstance(t, httpx.Timeout):
         return t
-    return httpx.Timeout(float(t), connect=min(10.0, float(t)))
+    f = _seconds("timeout", t)
+    return httpx.Timeout(f, connect=min(10.0, f))
 
 
 class Client:
@@ -92,34 +105,27 @@ class Client:
         headers: Mapping[str, str] | None = None,
         cassette: Any = None,
         mode: str | None = None,
+        http_client: httpx.Client | httpx.AsyncClient | None = None,
+        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
+        choice: Choice | None = None,
     ) -> None:
-        env_provider = _env("QWQ_PROVIDER")
-        name = preset or env_provider
-        if name is None:
-            name = _detect_preset()
-        self._preset: Preset = get_preset(name)
-        env_applies = env_provider is None or env_provider.lower() == self._preset.name
-        self.model: str = (
-            model or (_env("QWQ_MODEL") if env_applies else None) or self._preset.default_model
-        )
-        url = base_url or (_env("QWQ_BASE_URL") if env_applies else None) or self._preset.base_url
-        if not url.startswith(("http://", "https://")):
-            raise ConfigurationError(
-                f"base_url must start with http:// or https://; got {url!r}. "
-                "Example: http://localhost:11434/v1"
-            )
-        self.base_url: str = url.rstrip("/")
-        key = api_key or _env("QWQ_API_KEY")
-        if not key:
-            for var in self._preset.key_env:
-                key = _env(var)
-                if key:
-                    break
-        self._key: Secret | None = Secret(key) if key else None
-        self.account_id: str | None = account_id or _env("CLOUDFLARE_ACCOUNT_ID")
+        if choice is None:
+            if preset is not None and not isinstance(preset, str):
+                raise ConfigurationError(
+                    f"Client(preset) takes a provider name such as 'deepinfra' (one of "
+                    f"{', '.join(PRESETS)}), not {type(preset).__name__} {preset!r}.")
+            choice = resolve(preset, model=model, base_url=base_url, api_key=api_key,
+                             account_id=account_id)
+        #: the resolved choice, with where each part came from (``client.choice.describe()``)
+        self.choice: Choice = choice
+        self._preset: Preset = choice.preset
+        self.model: str = choice.model
+        self.base_url: str = choice.base_url
+        self._key: Secret | None = choice.api_key
+        self.account_id: str | None = choice.account_id
         self.timeout = _timeout(timeout)
-        self.max_retries = max(0, int(max_retries))
-        self.max_retry_wait = max_retry_wait
+        self.max_retries = _count("max_retries", max_retries)
+        self.max_retry_wait = _seconds("max_retry_wait", max_retry_wait)
         self.think = think
         # kept by reference: a live object (qm.session.params) is read at every call
         self.params: Any = params if params is not None else SamplingParams()
@@ -127,6 +133,16 @@ class Client:
         self._http: httpx.Client | None = None
         self._ahttp: httpx.AsyncClient | None = None
         self._ahttp_loop: asyncio.AbstractEventLoop | None = None
+        # injected connections (tests, benchmarks, proxies): used as given, never closed by us
+        self._own_http = self._own_ahttp = None
+        if isinstance(http_client, httpx.Client):
+            self._own_http = http_client
+        elif isinstance(http_client, httpx.AsyncClient):
+            self._own_ahttp = http_client
+        elif http_client is not None:
+            raise ConfigurationError("http_client= must be an httpx.Client or httpx.AsyncClient, "
+                                     f"not {type(http_client).__name__}.")
+        self._transport = transport
         self.cassette: Any = None
         if cassette is not None:
             from .cassette import Cassette
@@ -192,16 +208,25 @@ class Client:
         await self.aclose()
 
     def _sync_http(self) -> httpx.Client:
+        if self._own_http is not None:
+            return self._own_http
         if self._http is None:
-            self._http = httpx.Client(timeout=self.timeout, headers=self._headers)
+            t = self._transport
+            self._http = httpx.Client(timeout=self.timeout, headers=self._headers,
+                                      transport=t if isinstance(t, httpx.BaseTransport) else None)
         return self._http
 
     def _async_http(self) -> httpx.AsyncClient:
+        if self._own_ahttp is not None:
+            return self._own_ahttp
         # an AsyncClient's pool belongs to one event loop: a call from another loop (another
         # thread, or a later asyncio.run) gets its own client instead of a cross-loop error
         loop = asyncio.get_running_loop()
         if self._ahttp is None or self._ahttp_loop is not loop:
-            self._ahttp = httpx.AsyncClient(timeout=self.timeout, headers=self._headers)
+            t = self._transport
+            self._ahttp = httpx.AsyncClient(
+                timeout=self.timeout, headers=self._headers,
+                transport=t if isinstance(t, httpx.AsyncBaseTransport) else None)
             self._ahttp_loop = loop
         return self._ahttp
 
@@ -236,7 +261,7 @@ class Client:
             info = self._preset.model_info(model)
             mode = json_mode or self.json_mode_memory.get(self._json_key(model)) or info.json_modes[0]
             response_format, messages, stream_ok = structured.wire_form(
-                mode, schema, messages, dialect=self._preset.dialect)
+                mode, schema, messages, preset=self._preset)
             stream = stream and stream_ok
         req = prepare(
             self._preset, base_url=self.base_url, model=model, account_id=self.account_id,
@@ -306,23 +331,6 @@ def _as_params(p: SamplingParams | Mapping[str, Any] | None) -> SamplingParams:
     return SamplingParams.from_kwargs(**dict(p))
 
 
-def _detect_preset() -> str:
-    """With nothing configured: the first hosted preset whose key is in the environment."""
-    from .providers import PRESETS
-
-    for name, p in PRESETS.items():
-        if p.key_required and any(_env(v) for v in p.key_env):
-            return name
-    if _env("QWQ_BASE_URL") or _env("QWQ_API_KEY"):
-        return "openai"
-    raise ConfigurationError(
-        "No provider configured. Set one of: DEEPINFRA_TOKEN (deepinfra), AIMLAPI_KEY (aimlapi), "
-        "CLOUDFLARE_API_TOKEN + CLOUDFLARE_ACCOUNT_ID (cloudflare), or QWQ_BASE_URL for any "
-        "OpenAI-compatible server (Ollama: http://localhost:11434/v1) — or pass a preset name: "
-        "Client('deepinfra')."
-    )
-
-
 class _Call:
     """The state of one call: the prepared request in, events and a Completion out.
 
@@ -341,7 +349,7 @@ class _Call:
         self.completion.timings.start = time.perf_counter()
         self.splitter = ThinkSplitter(req.think)
         self.sse = SSEDecoder()
-        self.parse = DIALECTS[self.client.preset.dialect].parse_chunk
+        self.parse = self.client.preset.wire.parse_chunk
         self.done = False
         self.finished = False
 
@@ -469,7 +477,7 @@ class _Call:
         """An error status before the stream: return the delay before retrying, or raise."""
         message, code = error_message(text)
         c = self.client
-        retryable = _retry.should_retry(status, code)
+        retryable = _retry.should_retry(status, code, c.preset.final_codes)
         if retryable and attempt < c.max_retries:
             delay = _retry.next_delay(attempt, headers)
             if delay <= c.max_retry_wait:
@@ -491,7 +499,7 @@ class _Call:
                 hint = "The key was refused for this model or account. " + hint
             err: APIError = AuthenticationError(
                 f"{prov}: authentication failed (HTTP {status}): {message}. {hint}", **kw)
-        elif status == 404 or code in _CF_NO_SUCH_MODEL:
+        elif c.preset.is_not_found(status, code):
             err = NotFoundError(
                 f"{prov}: model {self.req.model!r} not found (HTTP {status}): {message}. "
                 f"Check the model name (%qwq models lists known ones) and the URL {self.req.url}.",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import html
-import os
 import shlex
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -18,33 +17,13 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode
 
 from .errors import ConfigurationError, QwqError
+from .params import REGISTRY
+from .resolve import LOCAL_PORTS
 from .state import session
 
-LOCAL_PORTS = ((11434, "Ollama"), (1234, "LM Studio"), (8080, "llama.cpp"), (8000, "vLLM"))
-
-HOW_TO_CONFIGURE = """No provider is configured and no local server answered.
-Choose one:
-  %qwq use deepinfra            with DEEPINFRA_TOKEN set        (models: Qwen/QwQ-32B, Qwen/QwQ-32B-Preview)
-  %qwq use aimlapi              with AIMLAPI_KEY set            (models: Qwen/QwQ-32B, alibaba/qwen3-32b)
-  %qwq use cloudflare           with CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID set
-  %qwq use openai --base-url http://localhost:11434/v1 --model qwq     (Ollama, vLLM, llama.cpp, LM Studio…)
-Or set QWQ_PROVIDER / QWQ_BASE_URL / QWQ_MODEL / QWQ_API_KEY in the environment.
-To try it offline: python -m qwq_magic.testing   (a local test server), then
-  %qwq use openai --base-url http://127.0.0.1:8765/vllm/v1 --model qwq"""
-
-# flag → parameter name, type
+# sampling flags, from the one parameter registry: (flag, parameter name, type)
 PARAM_FLAGS: list[tuple[str, str, type]] = [
-    ("--temperature", "temperature", float),
-    ("--top-p", "top_p", float),
-    ("--top-k", "top_k", int),
-    ("--min-p", "min_p", float),
-    ("--max-tokens", "max_tokens", int),
-    ("--seed", "seed", int),
-    ("--repetition-penalty", "repetition_penalty", float),
-    ("--frequency-penalty", "frequency_penalty", float),
-    ("--presence-penalty", "presence_penalty", float),
-    ("--thinking-budget", "thinking_budget", int),
-]
+    (p.flag, p.name, p.kind) for p in REGISTRY if p.flag and p.kind in (int, float)]
 
 SUBCOMMANDS = ("use", "set", "params", "providers", "models", "history", "reset", "help",
                "record", "replay", "live")
@@ -84,13 +63,20 @@ def _cell_parser() -> _Parser:
     g.add_argument("-m", "--model")
     g.add_argument("--base-url", dest="base_url")
     s = p.add_argument_group("sampling (validated against the provider's documented ranges)")
-    for flag, name, kind in PARAM_FLAGS:
-        s.add_argument(flag, dest=name, type=kind, metavar=kind.__name__.upper())
-    s.add_argument("--stop", action="append", metavar="TEXT", help="stop string (repeatable)")
-    s.add_argument("--thinking", dest="enable_thinking", action="store_true", default=None,
-                   help="Qwen3: think before answering")
-    s.add_argument("--no-thinking", dest="enable_thinking", action="store_false",
-                   help="Qwen3: answer directly")
+    for prm in REGISTRY:
+        if not prm.flag:
+            continue
+        if prm.kind is bool:
+            s.add_argument(prm.flag, dest=prm.name, action="store_true", default=None,
+                           help=prm.description)
+            s.add_argument("--no-" + prm.flag[2:], dest=prm.name, action="store_false",
+                           help=f"the opposite of {prm.flag}")
+        elif prm.kind is list:
+            s.add_argument(prm.flag, dest=prm.name, action="append", metavar="TEXT",
+                           help=f"{prm.description} (repeatable)")
+        else:
+            s.add_argument(prm.flag, dest=prm.name, type=prm.kind,
+                           metavar=prm.kind.__name__.upper(), help=prm.description)
     c = p.add_argument_group("conversation and output")
     c.add_argument("--system", help="system prompt")
     c.add_argument("-o", "--out", metavar="VAR",
@@ -141,6 +127,8 @@ class QwqMagics(Magics):
         super().__init__(shell=shell, **kw)
         self.observe(self._config_params, names=["params"])
         self.observe(self._config_provider, names=["provider", "model", "base_url"])
+        self.observe(self._config_probe, names=["autodetect", "local_ports"])
+        self._config_probe({})
 
     # -- configuration -------------------------------------------------------------------------
     def _config_params(self, change: Any) -> None:
@@ -152,47 +140,17 @@ class QwqMagics(Magics):
         elif self.model:
             session.model = self.model
 
+    def _config_probe(self, change: Any) -> None:
+        session.autodetect, session.local_ports = self.autodetect, list(self.local_ports)
+
     def _ensure_provider(self) -> None:
-        """Nothing configured: a provider key in the environment, else a local server."""
-        if session.provider or session.base_url:
-            return
-        env = os.environ
-        if env.get("QWQ_PROVIDER") or env.get("QWQ_BASE_URL"):
-            return
-        from .client import _detect_preset
-
-        try:
-            session.use(_detect_preset(), model=session.model)
-            return
-        except ConfigurationError:
-            pass
-        found = self._probe_local() if self.autodetect else None
-        if found is None:
-            raise ConfigurationError(HOW_TO_CONFIGURE)
-        url, name, model = found
-        session.use("openai", base_url=url, model=session.model or model)
-        self._say(f"Using {name} at {url} (model {session.model or model}); "
-                  "change with %qwq use.")
-
-    def _probe_local(self) -> tuple[str, str, str | None] | None:
-        import httpx
-
-        names = dict(LOCAL_PORTS)
-        for port in self.local_ports:
-            name = names.get(port, f"a server on port {port}")
-            url = f"http://127.0.0.1:{port}/v1"
-            try:
-                r = httpx.get(url + "/models", timeout=0.3)
-            except httpx.HTTPError:
-                continue
-            if r.status_code == 200:
-                try:
-                    data = r.json().get("data") or []
-                    model = data[0].get("id") if data else None
-                except (ValueError, AttributeError):
-                    model = None
-                return url, name, model
-        return None
+        """Resolve the session's choice now; a local server found by the probe is kept as the
+        session's choice (and said once)."""
+        choice = session.choice()
+        if choice.found is not None:
+            session.use("openai", base_url=choice.base_url, model=choice.model)
+            self._say(f"Using {choice.found} at {choice.base_url} (model {choice.model}); "
+                      "change with %qwq use.")
 
     def _client(self, args: argparse.Namespace) -> Any:
         if args.provider is None and args.base_url is None:
@@ -253,12 +211,10 @@ class QwqMagics(Magics):
             prompt = fill(prompt, ns)
         if args.out is not None and not args.out.isidentifier():
             raise UsageError(f"%%qwq: -o needs a Python variable name, not {args.out!r}.")
-        call: dict[str, Any] = {name: getattr(args, name) for _, name, _ in PARAM_FLAGS
-                                if getattr(args, name) is not None}
-        if args.stop:
-            call["stop"] = args.stop
-        if args.enable_thinking is not None:
-            call["enable_thinking"] = args.enable_thinking
+        call: dict[str, Any] = {p.name: getattr(args, p.name) for p in REGISTRY
+                                if p.flag and getattr(args, p.name) is not None}
+        if call.get("enable_thinking") is False and "thinking_budget" not in call:
+            call["thinking_budget"] = None  # --no-thinking wins over a session thinking_budget
         if args.system:
             call["system"] = args.system
         history: list[dict[str, Any]] = []
@@ -389,19 +345,17 @@ class QwqMagics(Magics):
         if a.timeout:
             kw["timeout"] = a.timeout
         if a.key_env:
-            key = os.environ.get(a.key_env)
-            if not key:
-                raise ConfigurationError(f"%qwq use: the environment variable {a.key_env} is "
-                                         "not set.")
-            from .errors import Secret
+            from .resolve import key_from_env
 
-            kw["api_key"] = Secret(key)
+            kw["api_key"] = key_from_env(a.key_env)
         client = session.use(a.provider, model=a.model, base_url=a.base_url, **kw)
         key_note = "" if client.has_key or not client.preset.key_required else (
             f" — no key yet: set {' or '.join(client.preset.key_env)}")
         if session.cassette is not None and session.cassette.mode == "replay":
             key_note = " — replaying recorded replies (no key needed)"
-        self._say(f"Using {client.provider} · {client.model} at {client.base_url}{key_note}")
+        lines = [f"Using {client.provider} · {client.model} at {client.base_url}{key_note}"]
+        lines += _refused_params(client)
+        self._say("\n".join(lines))
 
     def _cmd_set(self, words: list[str]) -> None:
         from .params import normalize_names
@@ -437,12 +391,14 @@ class QwqMagics(Magics):
 
     def _cmd_providers(self, words: list[str]) -> None:
         from .providers import PRESETS
+        from .resolve import key_variable
 
         head = ("provider", "key variables", "key set", "default model", "endpoint")
         rows = []
+        current = _current_provider()
         for name, p in PRESETS.items():
-            has = any(os.environ.get(v) for v in p.key_env)
-            rows.append((name + (" ◀" if name == session.provider else ""),
+            has = key_variable(p) is not None
+            rows.append((name + (" ◀" if name == current else ""),
                          " / ".join(p.key_env) + ("" if p.key_required else " (optional)"),
                          "yes" if has else "no", p.default_model, p.base_url))
         self._say("\n".join(" | ".join(r) for r in [head, *rows]), _html_table(head, rows))
@@ -455,7 +411,7 @@ class QwqMagics(Magics):
         rows = [(m + (" ◀" if m == client.model else ""),
                  f"{i.price_in}/{i.price_out}" if i.price_in is not None else "",
                  str(i.context or ""), i.note) for m, i in p.models.items()]
-        if p.name == "openai":
+        if p.lists_models:
             import httpx
 
             try:
@@ -610,15 +566,43 @@ def _parse_value(v: str) -> Any:
     return s
 
 
+def _current_provider() -> str | None:
+    try:
+        return session.choice(probe=False).provider
+    except QwqError:
+        return None
+
+
+def _refused_params(client: Any) -> list[str]:
+    """Session parameters the newly chosen provider refuses (said at ``%qwq use``)."""
+    from .params import validate
+
+    info = client.preset.model_info(client.model)
+    out = []
+    for name, value in session.params.as_dict().items():
+        try:
+            validate({name: value}, info.params, f"{client.provider} ({client.model})")
+        except QwqError as e:
+            if name == "thinking_budget" and "enable_thinking" in str(e):
+                continue  # checked together with enable_thinking at the call
+            out.append(f"⚠ {e} Unset it with %qwq set {name}=none.")
+    return out
+
+
 def param_rows() -> list[tuple[str, str, str, str]]:
-    """(parameter, value, source, allowed) for the current provider (``%qwq params``)."""
+    """(parameter, value, source, allowed) for the current choice (``%qwq params``)."""
     from .params import PARAM_NAMES, ParamSpec
     from .providers import get_preset
 
     values = session.params.as_dict()
-    provider = session.provider or os.environ.get("QWQ_PROVIDER") or "openai"
-    preset = get_preset(provider)
-    info = preset.model_info(session.model or preset.default_model)
+    try:
+        choice = session.choice(probe=False)
+        preset, model = choice.preset, choice.model
+    except QwqError:
+        preset = get_preset("openai")
+        model = preset.default_model
+    provider = preset.name
+    info = preset.model_info(model)
     rows = []
     for name in PARAM_NAMES:
         spec = info.params.get(name)

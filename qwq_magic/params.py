@@ -10,51 +10,73 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from .errors import ParameterError
 
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One sampling parameter, declared once. The magic's flags, the session's traits, the
+    sliders, :class:`SamplingParams` and the docs table are all derived from :data:`REGISTRY`;
+    adding a parameter is one line here plus its entries in the provider tables."""
+
+    name: str
+    kind: type  # float, int, bool or list (of strings)
+    description: str
+    #: where a slider rests while the parameter is unset and the provider documents no default
+    neutral: Any = None
+    #: the ``%%qwq`` option (``--top-p``); bool parameters also get ``--no-…``; None: no flag
+    flag: str | None = None
+    aliases: tuple[str, ...] = ()
+    #: offered as a control in the panels
+    control: bool = True
+
+
 #: Every sampling parameter qwq_magic knows, in display order.
-PARAM_NAMES: tuple[str, ...] = (
-    "temperature",
-    "top_p",
-    "top_k",
-    "min_p",
-    "max_tokens",
-    "seed",
-    "repetition_penalty",
-    "frequency_penalty",
-    "presence_penalty",
-    "stop",
-    "n",
-    "enable_thinking",
-    "thinking_budget",
+REGISTRY: tuple[Param, ...] = (
+    Param("temperature", float, "randomness of sampling; QwQ's card suggests 0.6 (0 = greedy, "
+          "which makes QwQ repeat itself)", 1.0, "--temperature"),
+    Param("top_p", float, "nucleus sampling: keep the smallest set of tokens whose probability "
+          "sums to top_p", 1.0, "--top-p"),
+    Param("top_k", int, "sample only from the k most likely tokens", 40, "--top-k"),
+    Param("min_p", float, "drop tokens less likely than min_p × the most likely one", 0.0,
+          "--min-p"),
+    Param("max_tokens", int, "cap on generated tokens, reasoning included", 4096, "--max-tokens",
+          aliases=("max_completion_tokens", "max_new_tokens")),
+    Param("seed", int, "fixed seed for reproducible sampling", 0, "--seed"),
+    Param("repetition_penalty", float, "penalise tokens already present (1 = off)", 1.0,
+          "--repetition-penalty"),
+    Param("frequency_penalty", float, "penalise tokens by how often they appeared", 0.0,
+          "--frequency-penalty"),
+    Param("presence_penalty", float, "penalise tokens that appeared at all", 0.0,
+          "--presence-penalty"),
+    Param("stop", list, "strings that end generation", "", "--stop", aliases=("stop_sequences",)),
+    Param("n", int, "number of choices", None, None, control=False),
+    Param("enable_thinking", bool, "Qwen3 hybrid models: think before answering", False,
+          "--thinking", aliases=("thinking",)),
+    Param("thinking_budget", int, "Qwen3: cap on reasoning tokens (needs enable_thinking)", 4096,
+          "--thinking-budget"),
 )
 
+BY_NAME: dict[str, Param] = {p.name: p for p in REGISTRY}
+PARAM_NAMES: tuple[str, ...] = tuple(BY_NAME)
 #: Other spellings users type, mapped onto ours.
-ALIASES: dict[str, str] = {
-    "max_completion_tokens": "max_tokens",
-    "max_new_tokens": "max_tokens",
-    "thinking": "enable_thinking",
-    "stop_sequences": "stop",
-}
+ALIASES: dict[str, str] = {a: p.name for p in REGISTRY for a in p.aliases}
+DESCRIPTIONS: dict[str, str] = {p.name: p.description for p in REGISTRY}
+KINDS: dict[str, type] = {p.name: p.kind for p in REGISTRY}
 
-DESCRIPTIONS: dict[str, str] = {
-    "temperature": "randomness of sampling; QwQ's card suggests 0.6 (0 = greedy, which makes QwQ repeat itself)",
-    "top_p": "nucleus sampling: keep the smallest set of tokens whose probability sums to top_p",
-    "top_k": "sample only from the k most likely tokens",
-    "min_p": "drop tokens less likely than min_p × the most likely one",
-    "max_tokens": "cap on generated tokens, reasoning included",
-    "seed": "fixed seed for reproducible sampling",
-    "repetition_penalty": "penalise tokens already present (1 = off)",
-    "frequency_penalty": "penalise tokens by how often they appeared",
-    "presence_penalty": "penalise tokens that appeared at all",
-    "stop": "strings that end generation",
-    "n": "number of choices",
-    "enable_thinking": "Qwen3 hybrid models: think before answering",
-    "thinking_budget": "Qwen3: cap on reasoning tokens (needs enable_thinking)",
-}
+
+def registry_markdown() -> str:
+    """The parameter table of docs/providers.md, derived from :data:`REGISTRY`."""
+    rows = ["| parameter | kind | `%%qwq` flag | what it does |", "|---|---|---|---|"]
+    for p in REGISTRY:
+        flag = f"`{p.flag}`" + (f" / `--no-{p.flag[2:]}`" if p.kind is bool and p.flag else "") \
+            if p.flag else "—"
+        kind = "list of strings" if p.kind is list else p.kind.__name__
+        rows.append(f"| `{p.name}` | {kind} | {flag} | {p.description} |")
+    return "\n".join(rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,33 +123,41 @@ Unsupported = str
 SpecTable = Mapping[str, ParamSpec | Unsupported]
 
 
-@dataclass(slots=True)
 class SamplingParams:
-    """A set of sampling parameters; ``None`` means "not set" (the provider's default applies)."""
+    """A set of sampling parameters; ``None`` means "not set" (the provider's default applies).
 
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    min_p: float | None = None
-    max_tokens: int | None = None
-    seed: int | None = None
-    repetition_penalty: float | None = None
-    frequency_penalty: float | None = None
-    presence_penalty: float | None = None
-    stop: list[str] | None = None
-    n: int | None = None
-    enable_thinking: bool | None = None
-    thinking_budget: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    ``SamplingParams(temperature=0.6, max_tokens=512)``; its attributes are the names in
+    :data:`REGISTRY` (aliases accepted, unknown names refused).
+    """
+
+    __slots__ = (*PARAM_NAMES, "extra")
+
+    if TYPE_CHECKING:
+        def __getattr__(self, name: str) -> Any: ...
+
+    def __init__(self, extra: dict[str, Any] | None = None, **kw: Any) -> None:
+        values = normalize_names(kw)
+        for name in PARAM_NAMES:
+            object.__setattr__(self, name, values.get(name))
+        self.extra: dict[str, Any] = dict(extra or {})
 
     def as_dict(self) -> dict[str, Any]:
         """Only the parameters that are set."""
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
-        return {k: v for k, v in d.items() if v is not None}
+        return {k: v for k in PARAM_NAMES if (v := getattr(self, k)) is not None}
 
     @classmethod
     def from_kwargs(cls, **kw: Any) -> SamplingParams:
-        return cls(**normalize_names(kw))
+        return cls(**kw)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, SamplingParams) and self.as_dict() == other.as_dict()
+                and self.extra == other.extra)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items())
+        return f"SamplingParams({inner})"
 
 
 def normalize_names(params: Mapping[str, Any]) -> dict[str, Any]:

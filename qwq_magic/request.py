@@ -9,12 +9,10 @@ from typing import Any
 
 from .errors import ConfigurationError, mask
 from .params import nest, validate
-from .providers import cloudflare, openai_compat
-from .providers.presets import ModelInfo, Preset
+from .providers import ModelInfo, Preset
 from .reasoning import ThinkMode
 
 Message = dict[str, Any]
-DIALECTS = {"openai": openai_compat, "cloudflare": cloudflare}
 
 
 def build_messages(
@@ -64,6 +62,7 @@ class PreparedRequest:
     json_mode: str | None = None
     schema_source: Any = None  # what the user passed as the schema (dict, class, string…)
     headers: dict[str, str] = field(default_factory=dict)
+    preset: Preset | None = field(default=None, repr=False, compare=False)
 
     def describe(self, api_key: str | None = None) -> str:
         """The exact HTTP request, key masked."""
@@ -96,13 +95,12 @@ def prepare(
     where = f"{preset.name} ({model})"
     wire = nest(validate(params, info.params, where))
     canonical = {k: v for k, v in params.items() if v is not None}
-    dialect = DIALECTS[preset.dialect]
-    url = dialect.url(base_url, model, account_id)
-    body = dialect.body(model, messages, wire, stream=stream, response_format=response_format,
-                        tools=tools, extra=extra_body)
+    url = preset.wire.url(base_url, model, account_id)
+    body = preset.wire.body(model, messages, wire, stream=stream, response_format=response_format,
+                            tools=tools, extra=extra_body)
     if think is None:
         think = "off" if canonical.get("enable_thinking") is False else info.think
     return PreparedRequest(
         provider=preset.name, model=model, url=url, body=body, stream=stream, messages=messages,
-        params=canonical, think=think, info=info,
+        params=canonical, think=think, info=info, preset=preset,
     )

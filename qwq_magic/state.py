@@ -11,23 +11,8 @@ from typing import Any
 
 import traitlets as t
 
-from .params import PARAM_NAMES, SamplingParams, normalize_names
-
-_KINDS: dict[str, type] = {
-    "temperature": float,
-    "top_p": float,
-    "top_k": int,
-    "min_p": float,
-    "max_tokens": int,
-    "seed": int,
-    "repetition_penalty": float,
-    "frequency_penalty": float,
-    "presence_penalty": float,
-    "stop": list,
-    "n": int,
-    "enable_thinking": bool,
-    "thinking_budget": int,
-}
+from .params import KINDS, PARAM_NAMES, REGISTRY, SamplingParams, normalize_names
+from .resolve import LOCAL_PORTS, Choice, resolve
 
 
 def _trait(kind: type) -> t.TraitType[Any, Any]:
@@ -40,26 +25,13 @@ def _trait(kind: type) -> t.TraitType[Any, Any]:
     return t.List(t.Unicode(), default_value=None, allow_none=True)
 
 
-class Params(t.HasTraits):
+class _ParamTraits(t.HasTraits):
     """Session sampling parameters as traits (``None`` = not set: provider default).
 
+    One trait per parameter of :data:`qwq_magic.params.REGISTRY` (see :class:`Params`).
     ``sources`` records where each value came from (``"%qwq set"``, ``"slider"``,
     ``"config"``…) for ``%qwq params``.
     """
-
-    temperature = _trait(float)
-    top_p = _trait(float)
-    top_k = _trait(int)
-    min_p = _trait(float)
-    max_tokens = _trait(int)
-    seed = _trait(int)
-    repetition_penalty = _trait(float)
-    frequency_penalty = _trait(float)
-    presence_penalty = _trait(float)
-    stop = _trait(list)
-    n = _trait(int)
-    enable_thinking = _trait(bool)
-    thinking_budget = _trait(int)
 
     def __init__(self, **kw: Any) -> None:
         super().__init__()
@@ -71,7 +43,7 @@ class Params(t.HasTraits):
         values = normalize_names(values)
         with self.hold_trait_notifications():
             for k, v in values.items():
-                if isinstance(v, int) and not isinstance(v, bool) and _KINDS[k] is float:
+                if isinstance(v, int) and not isinstance(v, bool) and KINDS[k] is float:
                     v = float(v)
                 setattr(self, k, v)
                 if v is None:
@@ -93,12 +65,26 @@ class Params(t.HasTraits):
         return f"Params({inner})"
 
 
+#: the session's parameter object's class: one trait per registered parameter
+Params: type[_ParamTraits] = type(
+    "Params", (_ParamTraits,),
+    {"__module__": __name__, "__doc__": _ParamTraits.__doc__,
+     **{p.name: _trait(p.kind) for p in REGISTRY}})
+
+
 class Session(t.HasTraits):
-    """Current provider choice, shared parameters and named conversations."""
+    """Current provider choice, shared parameters and named conversations.
+
+    The choice (``provider``, ``model``, ``base_url``, ``client_kwargs``) is one input of the
+    resolver (:func:`qwq_magic.resolve.resolve`); :meth:`choice` is what it resolves to now.
+    """
 
     provider = t.Unicode(None, allow_none=True)
     model = t.Unicode(None, allow_none=True)
     base_url = t.Unicode(None, allow_none=True)
+    #: look for a local server on ``local_ports`` when nothing names a provider
+    autodetect = t.Bool(True)
+    local_ports = t.List(t.Int(), [p for p, _ in LOCAL_PORTS])
 
     def __init__(self) -> None:
         super().__init__()
@@ -107,6 +93,13 @@ class Session(t.HasTraits):
         self.client_kwargs: dict[str, Any] = {}  # api_key=, account_id=, timeout= … (%qwq use)
         self._clients: dict[tuple[Any, ...], Any] = {}
         self.last: Any = None  # the last Completion from any front end
+
+    def choice(self, provider: str | None = None, *, model: str | None = None,
+               base_url: str | None = None, api_key: Any = None,
+               account_id: str | None = None, probe: bool | None = None) -> Choice:
+        """What the session's choice (plus these overrides) resolves to."""
+        return resolve(provider, model=model, base_url=base_url, api_key=api_key,
+                       account_id=account_id, session=self, probe=probe)
 
     def use(self, provider: str | None, *, model: str | None = None, base_url: str | None = None,
             **client_kwargs: Any) -> Any:
@@ -127,25 +120,25 @@ class Session(t.HasTraits):
             raise
 
     def client(self, provider: str | None = None, *, model: str | None = None,
-               base_url: str | None = None) -> Any:
+               base_url: str | None = None, api_key: Any = None,
+               account_id: str | None = None) -> Any:
         """The client for the current choice, or for a one-call override (``%%qwq -p/-m``).
 
-        An override of the provider keeps only the session's cassette, not its key or URL;
-        one of the model or URL keeps the rest of the choice. Clients are reused per choice.
+        An override of the provider keeps only the session's cassette, not its key, URL or
+        timeout; one of the model or URL keeps the rest of the choice. Clients are reused per
+        resolved choice.
         """
         from .client import Client
 
-        kw = self.client_kwargs
-        if provider is not None and provider != self.provider:
-            kw = {k: v for k, v in kw.items() if k == "cassette"}
-        else:
-            provider = self.provider
-            model = model or self.model
-            base_url = base_url or self.base_url
-        key = (provider, model, base_url, tuple(sorted(kw.items())))
+        choice = self.choice(provider, model=model, base_url=base_url, api_key=api_key,
+                             account_id=account_id)
+        same = self.provider is None or self.provider.lower() == choice.provider
+        kw = {k: v for k, v in self.client_kwargs.items()
+              if k not in ("api_key", "account_id") and (same or k == "cassette")}
+        key = (choice.provider, choice.model, choice.base_url, choice.api_key,
+               choice.account_id, tuple(sorted((k, id(v)) for k, v in kw.items())))
         if key not in self._clients:
-            self._clients[key] = Client(provider, model=model, base_url=base_url,
-                                        params=self.params, **kw)
+            self._clients[key] = Client(choice=choice, params=self.params, **kw)
         return self._clients[key]
 
     def _close_clients(self) -> None:

@@ -20,6 +20,7 @@ from .errors import APIError, ConfigurationError, QwqError
 if TYPE_CHECKING:
     from .client import Client
     from .completion import Completion
+    from .providers import Preset
 
 Message = dict[str, Any]
 
@@ -223,29 +224,31 @@ def _with_instruction(messages: list[Message], schema: dict[str, Any]) -> list[M
 
 
 def wire_form(mode: str, schema: dict[str, Any] | Schema, messages: list[Message], *,
-              dialect: str = "openai", name: str | None = None,
+              preset: Preset | None = None, name: str | None = None,
               ) -> tuple[dict[str, Any] | None, list[Message], bool]:
     """``(fields merged into the request body, messages, streaming allowed)`` for a JSON mode.
 
     Modes: ``guided_json`` (Cloudflare native, top-level), ``json_schema`` (OpenAI
     ``response_format``; bare schema on Cloudflare), ``json_object`` (plus the schema in the
     system message), ``vllm_guided_json`` (legacy vLLM extra), ``structured_outputs`` (vLLM ≥
-    0.12) and ``prompt`` (instruction only). Cloudflare JSON Mode cannot stream.
+    0.12) and ``prompt`` (instruction only). The preset says how its provider differs
+    (``json_schema_bare``: the bare schema; ``json_streams``: whether JSON mode may stream).
     """
     if isinstance(schema, Schema):
         name, schema = name or schema.name, schema.json
     name = _wire_name(name or str(schema.get("title") or "response"))
-    cf = dialect == "cloudflare"
+    bare = preset is not None and preset.json_schema_bare
+    streams = preset is None or preset.json_streams
     if mode == "prompt":
         return None, _with_instruction(messages, schema), True
     if mode in ("guided_json", "vllm_guided_json"):
-        return {"guided_json": schema}, messages, not cf
+        return {"guided_json": schema}, messages, streams
     if mode == "json_schema":
-        js = schema if cf else {"name": name, "schema": schema, "strict": False}
-        return {"response_format": {"type": "json_schema", "json_schema": js}}, messages, not cf
+        js = schema if bare else {"name": name, "schema": schema, "strict": False}
+        return {"response_format": {"type": "json_schema", "json_schema": js}}, messages, streams
     if mode == "json_object":
         return ({"response_format": {"type": "json_object"}},
-                _with_instruction(messages, schema), not cf)
+                _with_instruction(messages, schema), streams)
     if mode == "structured_outputs":
         return {"structured_outputs": {"json": schema}}, messages, True
     raise ConfigurationError(f"Unknown JSON mode {mode!r}: use one of {', '.join(MODES)}.")
@@ -503,7 +506,7 @@ class _Run:
         if "prompt" not in rest and start != "prompt":
             rest.append("prompt")
         self.modes = [start, *rest]
-        self.can_fall_back = json_mode is None and client.preset.name == "openai"
+        self.can_fall_back = json_mode is None and client.preset.json_fallback
         self.attempts: list[tuple[Completion, Exception]] = []
         self.answered = 0
 

@@ -11,7 +11,7 @@ from qwq_magic import _retry
 from qwq_magic._sse import SSEDecoder
 from qwq_magic.errors import StreamError, mask, redact, register_secret
 from qwq_magic.events import ContentDelta, Event, Finish, ReasoningDelta, ToolCallDelta, Usage
-from qwq_magic.providers import cloudflare, openai_compat
+from qwq_magic.providers import PRESETS, cloudflare, openai_compat
 from qwq_magic.providers._common import error_message
 
 
@@ -135,7 +135,7 @@ def test_backoff_grows_and_caps() -> None:
 def test_retry_statuses() -> None:
     assert all(_retry.should_retry(s) for s in (408, 409, 429, 500, 502, 503, 504))
     assert not any(_retry.should_retry(s) for s in (400, 401, 403, 404, 422))
-    assert not _retry.should_retry(429, 3036)  # Cloudflare daily allocation
+    assert not _retry.should_retry(429, 3036, PRESETS["cloudflare"].final_codes)  # daily quota
 
 
 def test_secrets_are_masked_everywhere() -> None:

@@ -15,6 +15,7 @@ from qwq_magic import structured as s
 from qwq_magic.completion import Completion
 from qwq_magic.errors import ConfigurationError, QwqError
 from qwq_magic.events import ContentDelta, Finish, ReasoningDelta, Usage
+from qwq_magic.providers import PRESETS
 
 PEOPLE = {
     "type": "object",
@@ -133,13 +134,13 @@ def test_wire_json_schema_openai_and_cloudflare() -> None:
     assert rf == {"response_format": {"type": "json_schema", "json_schema": {
         "name": "People", "schema": s.resolve(People).json, "strict": False}}}
     assert msgs == MSGS and ok
-    rf, _, ok = s.wire_form("json_schema", PEOPLE, MSGS, dialect="cloudflare")
+    rf, _, ok = s.wire_form("json_schema", PEOPLE, MSGS, preset=PRESETS["cloudflare"])
     assert rf == {"response_format": {"type": "json_schema", "json_schema": PEOPLE}}
     assert not ok
 
 
 def test_wire_guided_json() -> None:
-    rf, msgs, ok = s.wire_form("guided_json", PEOPLE, MSGS, dialect="cloudflare")
+    rf, msgs, ok = s.wire_form("guided_json", PEOPLE, MSGS, preset=PRESETS["cloudflare"])
     assert rf == {"guided_json": PEOPLE} and msgs == MSGS and not ok
     rf, _, ok = s.wire_form("vllm_guided_json", PEOPLE, MSGS)
     assert rf == {"guided_json": PEOPLE} and ok

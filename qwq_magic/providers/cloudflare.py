@@ -1,4 +1,5 @@
-"""Cloudflare Workers AI native dialect: ``POST /accounts/{id}/ai/run/{model}``.
+"""Cloudflare Workers AI: everything about it in one file — the native dialect
+(``POST /accounts/{id}/ai/run/{model}``), its parameter tables, error codes, JSON mode and preset.
 
 Streams ``{"response": "...", "p": "<padding>"}`` chunks and a final ``{"response": "",
 "usage": {...}}``; QwQ sends no finish_reason and only the closing ``</think>``. Models with
@@ -9,13 +10,16 @@ same endpoint, so both shapes are read here.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 from urllib.parse import quote
 
 from ..errors import ConfigurationError, StreamError
 from ..events import ContentDelta, Event
+from ..params import ParamSpec, SpecTable
 from . import openai_compat
 from ._common import error_from_obj, parse_usage
+from .base import NO_THINK_SWITCH, ONE_CHOICE, ModelInfo, Preset
 
 
 def url(base_url: str, model: str, account_id: str | None = None) -> str:
@@ -77,3 +81,66 @@ def parse_chunk(obj: dict[str, Any], out: list[Event]) -> None:
     usage = obj.get("usage")
     if usage:
         out.append(parse_usage(usage))
+
+
+# -- parameters: https://developers.cloudflare.com/workers-ai/models/qwq-32b/ (input schema) ------
+F, INT, B, L = float, int, bool, list
+QWQ: SpecTable = {
+    "temperature": ParamSpec(F, 0, 5, default=0.15),
+    "top_p": ParamSpec(F, 0, 2),
+    "top_k": ParamSpec(INT, 1, 50),
+    "min_p": "not in the Workers AI schema for this model",
+    "max_tokens": ParamSpec(INT, 1, 24000, default=256),
+    "seed": ParamSpec(INT, 1, 9999999999),
+    "repetition_penalty": ParamSpec(F, 0, 2),
+    "frequency_penalty": ParamSpec(F, 0, 2),
+    "presence_penalty": ParamSpec(F, 0, 2),
+    "stop": "not in the Workers AI schema for this model",
+    "n": ONE_CHOICE,
+    "enable_thinking": NO_THINK_SWITCH,
+    "thinking_budget": NO_THINK_SWITCH,
+}
+# https://developers.cloudflare.com/workers-ai/models/qwen3-30b-a3b-fp8/
+QWEN3: SpecTable = {
+    **QWQ,
+    "temperature": ParamSpec(F, 0, 5, default=0.6),
+    "top_p": ParamSpec(F, 0.001, 1),
+    "max_tokens": ParamSpec(INT, 1, 32768, default=2000),
+    "frequency_penalty": ParamSpec(F, -2, 2),
+    "presence_penalty": ParamSpec(F, -2, 2),
+    "enable_thinking": "not in the Workers AI schema for this model",
+    "thinking_budget": "not in the Workers AI schema for this model",
+}
+
+#: Workers AI error codes: 5007 "no such model", 3042 "invalid model"; 3036 "daily free
+#: allocation used up" (waiting won't help today)
+NOT_FOUND_CODES = frozenset({5007, 3042})
+FINAL_CODES = frozenset({3036})
+
+PRESET = Preset(
+    name="cloudflare",
+    title="Cloudflare Workers AI",
+    wire=sys.modules[__name__],  # type: ignore[arg-type]
+    base_url="https://api.cloudflare.com/client/v4",
+    key_env=("CLOUDFLARE_API_TOKEN", "CLOUDFLARE_AUTH_TOKEN"),
+    key_required=True,
+    default_model="@cf/qwen/qwq-32b",
+    models={
+        "@cf/qwen/qwq-32b": ModelInfo(
+            "@cf/qwen/qwq-32b", QWQ, think="open", price_in=0.66, price_out=1.00,
+            context=24000, json_modes=("guided_json", "prompt"),
+            note="max_tokens defaults to 256 on Workers AI: raise it, or thinking is cut off",
+        ),
+        "@cf/qwen/qwen3-30b-a3b-fp8": ModelInfo(
+            "@cf/qwen/qwen3-30b-a3b-fp8", QWEN3, think="auto", context=32768,
+            json_modes=("json_schema", "prompt"),
+        ),
+    },
+    generic_params=QWQ,
+    doc_url="https://developers.cloudflare.com/workers-ai/models/qwq-32b/",
+    account_env="CLOUDFLARE_ACCOUNT_ID",
+    not_found_codes=NOT_FOUND_CODES,
+    final_codes=FINAL_CODES,
+    json_schema_bare=True,  # Workers AI takes the bare schema in response_format
+    json_streams=False,  # "JSON Mode currently doesn't support streaming"
+)

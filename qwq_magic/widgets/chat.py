@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 import warnings
 from pathlib import Path
@@ -25,7 +24,16 @@ import traitlets as t
 
 from ..completion import Completion
 from ..errors import QwqError
-from .params import CONTROL_NAMES, coerce, controls_for, display_value, presets_for, resolve
+from ..params import validate
+from .params import (
+    CHOICE_TRAITS,
+    CONTROL_NAMES,
+    Binding,
+    coerce,
+    controls_for,
+    display_value,
+    presets_for,
+)
 
 FLUSH_HZ = 30.0
 LIVE_REASONING_CHARS = 4000
@@ -105,19 +113,6 @@ def assistant_message(c: Completion, final: bool) -> dict[str, Any]:
     }
 
 
-def _configured(session: Any) -> bool:
-    """Whether a client could be built without naming a provider."""
-    if session.provider or os.environ.get("QWQ_PROVIDER"):
-        return True
-    from ..client import _detect_preset
-
-    try:
-        _detect_preset()
-    except QwqError:
-        return False
-    return True
-
-
 def user_message(text: str) -> dict[str, Any]:
     return {"role": "user", "text": text}
 
@@ -151,14 +146,22 @@ class ChatPanel(anywidget.AnyWidget):
     presets = t.Dict().tag(sync=True)
     notice = t.Unicode("").tag(sync=True)  # a one-line problem outside any message
 
-    def __init__(self, session: Any = None, *, system: str | None = None, **kw: Any) -> None:
-        super().__init__(**kw)
+    def __init__(self, session: Any = None, *, client: Any = None, provider: str | None = None,
+                 model: str | None = None, base_url: str | None = None, api_key: Any = None,
+                 account_id: str | None = None, system: str | None = None) -> None:
         if session is None:
             from ..state import session as default_session
 
             session = default_session
+        # first: a bad choice raises before any widget (or comm) exists
+        binding = Binding(session, client, provider=provider, model=model, base_url=base_url,
+                          api_key=api_key, account_id=account_id)
+        super().__init__()
         self.session = session
+        #: what the panel talks to: ``client=``, the provider keywords' choice, or the session's
+        self.binding = binding
         self.system = system
+        self._choice: Any = None  # what the header shows (set by _refresh_choice)
         self.history: list[Completion] = []  # one per assistant reply, in order
         self._turns: list[tuple[str, Completion]] = []
         self._task: asyncio.Task[Completion] | None = None
@@ -171,23 +174,22 @@ class ChatPanel(anywidget.AnyWidget):
         self._loop = _running_loop()  # None outside a loop: the first send() decides
         self._refresh_choice()
         self._refresh_values()
-        session.observe(self._on_choice, names=["provider", "model"])
+        session.observe(self._on_choice, names=list(CHOICE_TRAITS))
         session.params.observe(self._on_param, names=list(CONTROL_NAMES))
         self.on_msg(self._on_custom_msg)
 
     # -- state from the session --------------------------------------------------------------
     def _refresh_choice(self) -> None:
         try:
-            name, model = resolve(self.session.provider, self.session.model)
-            controls = controls_for(name, model)
+            choice, configured = self.binding.shown()
+            controls = controls_for(choice)
         except QwqError as e:
             self.provider_label, self.controls, self.presets = "", [], {}
             self.notice = _error_line(e)
             return
-        label = f"{name} · {model}"
-        if self.session.base_url:
-            label += f" · {self.session.base_url}"
-        if not _configured(self.session):
+        self._choice = choice
+        label = choice.label
+        if not configured:
             label = "no provider configured: run %qwq use PROVIDER (or set an API key variable)"
         self.provider_label = label
         self.controls = controls
@@ -210,7 +212,12 @@ class ChatPanel(anywidget.AnyWidget):
             self.notice = f"{name} is not supported by {self.provider_label or 'this provider'}"
             return
         try:
-            self.session.params.update({name: coerce(control, value)}, source="panel")
+            value = coerce(control, value)
+            if value is not None:  # the provider's documented range, as for every other setter
+                info = self._choice.preset.model_info(self._choice.model)
+                validate({name: value}, info.params,
+                         f"{self._choice.provider} ({self._choice.model})")
+            self.session.params.update({name: value}, source="panel")
         except (QwqError, ValueError, t.TraitError) as e:
             self.notice = _error_line(e)
         else:
@@ -329,7 +336,8 @@ class ChatPanel(anywidget.AnyWidget):
         s: Any = None
         cancelled = False
         try:
-            s = self.session.client().astream(text, history=history, system=self.system)
+            s = self.binding.client().astream(text, history=history, system=self.system,
+                                              params=self.session.params)
             c = s.completion
             self._push(c, False, epoch)
             period = 1.0 / FLUSH_HZ
@@ -348,17 +356,17 @@ class ChatPanel(anywidget.AnyWidget):
                 c.finish("stopped")
         except QwqError as e:
             if c is None:
-                c = e.completion or Completion(provider=self.session.provider or "")
+                c = e.completion or Completion(provider=self._choice.provider)
             if c.status in ("streaming", "complete"):
                 c.finish("error", e)
             c.error = c.error or e
         except Exception as e:  # a bug must show in the panel, not vanish in a task
             if c is None:
-                c = Completion(provider=self.session.provider or "")
+                c = Completion(provider=self._choice.provider)
             c.finish("error", e)
         finally:
             if c is None:  # cancelled before the request was built
-                c = Completion(provider=self.session.provider or "")
+                c = Completion(provider=self._choice.provider)
                 c.finish("stopped")
             if c.status == "streaming":
                 c.finish("complete")
@@ -414,9 +422,12 @@ class ChatPanel(anywidget.AnyWidget):
         self.notice = ""
 
     def close(self) -> None:
+        if "session" not in self.__dict__:  # __init__ never ran (bad arguments): nothing to undo
+            super().close()
+            return
         self.stop()
         with contextlib.suppress(ValueError):
-            self.session.unobserve(self._on_choice, names=["provider", "model"])
+            self.session.unobserve(self._on_choice, names=list(CHOICE_TRAITS))
             self.session.params.unobserve(self._on_param, names=list(CONTROL_NAMES))
         super().close()
 

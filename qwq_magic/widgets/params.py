@@ -8,46 +8,24 @@ parameter object, ``qm.session.params`` (``None`` there means "the provider's de
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..params import DESCRIPTIONS, PARAM_NAMES, ParamSpec
+from ..errors import QwqError
+from ..params import DESCRIPTIONS, REGISTRY, ParamSpec
 from ..providers import get_preset
 
-#: The parameters a panel shows, in display order (``n`` is not offered: one choice only).
-CONTROL_NAMES: tuple[str, ...] = tuple(n for n in PARAM_NAMES if n != "n")
+if TYPE_CHECKING:
+    from ..resolve import Choice
 
-_KIND: dict[str, str] = {
-    "temperature": "float",
-    "top_p": "float",
-    "top_k": "int",
-    "min_p": "float",
-    "max_tokens": "int",
-    "seed": "int",
-    "repetition_penalty": "float",
-    "frequency_penalty": "float",
-    "presence_penalty": "float",
-    "stop": "text",
-    "enable_thinking": "bool",
-    "thinking_budget": "int",
-}
+#: The parameters a panel shows, in display order (``n`` is not offered: one choice only).
+CONTROL_NAMES: tuple[str, ...] = tuple(p.name for p in REGISTRY if p.control)
+
+_KIND: dict[str, str] = {p.name: {float: "float", int: "int", bool: "bool", list: "text"}[p.kind]
+                         for p in REGISTRY if p.control}
 
 # Where a slider starts when the parameter is unset and the provider documents no default.
-_NEUTRAL: dict[str, Any] = {
-    "temperature": 1.0,
-    "top_p": 1.0,
-    "top_k": 40,
-    "min_p": 0.0,
-    "max_tokens": 4096,
-    "seed": 0,
-    "repetition_penalty": 1.0,
-    "frequency_penalty": 0.0,
-    "presence_penalty": 0.0,
-    "stop": "",
-    "enable_thinking": False,
-    "thinking_budget": 4096,
-}
+_NEUTRAL: dict[str, Any] = {p.name: p.neutral for p in REGISTRY if p.control}
 
 # Upper ends for sliders whose documented range is open.
 _OPEN_MAX: dict[str, float] = {"top_k": 100, "repetition_penalty": 2.0, "min_p": 1.0,
@@ -63,20 +41,19 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def resolve(provider: str | None, model: str | None) -> tuple[str, str]:
-    """The preset name and model a client would use for this choice (no network, no key)."""
-    name = provider or os.environ.get("QWQ_PROVIDER") or None
-    if name is None:
-        from ..client import _detect_preset
-        from ..errors import ConfigurationError
+def resolve(provider: str | Choice | None, model: str | None = None) -> Choice:
+    """The choice a client would use (no network, no key needed): a :class:`Choice` as given,
+    else the resolver's answer for these arguments, else the generic server's."""
+    from ..resolve import Choice as _Choice
+    from ..resolve import resolve as _resolve
 
-        try:
-            name = _detect_preset()
-        except ConfigurationError:
-            name = "openai"
-    preset = get_preset(name)
-    env_model = os.environ.get("QWQ_MODEL") if not provider or provider == name else None
-    return preset.name, model or env_model or preset.default_model
+    if isinstance(provider, _Choice):
+        return provider
+    try:
+        return _resolve(provider, model=model, probe=False)
+    except QwqError:
+        preset = get_preset(provider or "openai")
+        return _Choice(preset, model or preset.default_model, preset.base_url)
 
 
 def _step(kind: str, lo: float, hi: float) -> float:
@@ -125,7 +102,8 @@ def _control(name: str, spec: ParamSpec | str | None, context: int | None) -> di
     return base
 
 
-def controls_for(provider: str | None, model: str | None = None) -> list[dict[str, Any]]:
+def controls_for(provider: str | Choice | None, model: str | None = None
+                 ) -> list[dict[str, Any]]:
     """One control spec per sampling parameter for this provider and model.
 
     Each spec: ``name``, ``kind`` (``"float"``, ``"int"``, ``"bool"``, ``"text"``), ``min``,
@@ -133,8 +111,8 @@ def controls_for(provider: str | None, model: str | None = None) -> list[dict[st
     an unset control rests), ``range`` (the documented range as text), ``description``,
     ``supported`` and ``reason`` (why not, when unsupported).
     """
-    name, model_id = resolve(provider, model)
-    info = get_preset(name).model_info(model_id)
+    choice = resolve(provider, model)
+    info = choice.preset.model_info(choice.model)
     return [_control(n, info.params.get(n), info.context) for n in CONTROL_NAMES]
 
 
@@ -202,19 +180,23 @@ class ParamsPanel:
     model changes; unsupported parameters are disabled with the reason as tooltip.
     """
 
-    def __init__(self, session: Any = None) -> None:
+    def __init__(self, session: Any = None, *, client: Any = None, provider: str | None = None,
+                 model: str | None = None, base_url: str | None = None, api_key: Any = None,
+                 account_id: str | None = None) -> None:
         if session is None:
             from ..state import session as default_session
 
             session = default_session
         self.session = session
+        self.binding = Binding(session, client, provider=provider, model=model,
+                               base_url=base_url, api_key=api_key, account_id=account_id)
         self.controls: list[dict[str, Any]] = []
         self.inputs: dict[str, Any] = {}  # name -> value widget (slider, checkbox, text)
         self.resets: dict[str, Any] = {}  # name -> "↺" button
         self.labels: dict[str, Any] = {}  # name -> "set"/"default" label
         self._widget: Any = None
         self._syncing = False
-        session.observe(self._on_choice, names=["provider", "model"])
+        session.observe(self._on_choice, names=list(CHOICE_TRAITS))
         session.params.observe(self._on_param, names=list(CONTROL_NAMES))
 
     # -- building ----------------------------------------------------------------------------
@@ -232,10 +214,10 @@ class ParamsPanel:
     def _build(self) -> None:
         import ipywidgets as w
 
-        name, model = resolve(self.session.provider, self.session.model)
-        self.controls = controls_for(self.session.provider, self.session.model)
+        choice, _configured = self.binding.shown()
+        self.controls = controls_for(choice)
         self.inputs, self.resets, self.labels = {}, {}, {}
-        title = w.HTML(f"<b>Sampling</b> · {_esc(name)} · {_esc(model)}")
+        title = w.HTML(f"<b>Sampling</b> · {_esc(choice.provider)} · {_esc(choice.model)}")
         buttons = []
         for pname, values in presets_for(self.controls).items():
             b = w.Button(description=pname, tooltip=_fmt(values),
@@ -324,7 +306,8 @@ class ParamsPanel:
         self.resets[name].disabled = value is None
         if value is None:
             d = c["default"]
-            note = "default" + (f" ({display_value(name, d)})" if d is not None else "")
+            note = (f"default ({display_value(name, d)})" if d is not None
+                    else "server default")
         else:
             note = "set"
             lo, hi = c["min"], c["max"]
@@ -342,7 +325,7 @@ class ParamsPanel:
 
     def close(self) -> None:
         """Stop following the session and close the widgets."""
-        self.session.unobserve(self._on_choice, names=["provider", "model"])
+        self.session.unobserve(self._on_choice, names=list(CHOICE_TRAITS))
         self.session.params.unobserve(self._on_param, names=list(CONTROL_NAMES))
         if self._widget is not None:
             self._widget.close()
@@ -351,7 +334,60 @@ class ParamsPanel:
         return self.widget._repr_mimebundle_(**kw)
 
     def __repr__(self) -> str:
-        return f"ParamsPanel({self.session.provider!r}, {self.session.model!r})"
+        try:
+            label = self.binding.choice().label
+        except QwqError:
+            label = "no provider configured"
+        return f"ParamsPanel({label})"
+
+
+#: the session traits whose change may change what a panel is bound to
+CHOICE_TRAITS = ("provider", "model", "base_url")
+
+
+class Binding:
+    """What a panel is bound to: a client given as ``client=``, the choice the provider
+    keywords resolve to, or (neither) the session's current choice. The panels take exactly
+    the keywords the API takes, and refuse both at once."""
+
+    def __init__(self, session: Any, client: Any = None, **provider_kw: Any) -> None:
+        from ..client import Client
+
+        given = {k: v for k, v in provider_kw.items() if v is not None}
+        if client is not None and given:
+            raise TypeError(f"give client= or {', '.join(given)}=, not both")
+        if client is not None and not isinstance(client, Client):
+            raise TypeError(f"client= must be a qwq_magic.Client, not {type(client).__name__}")
+        self.session = session
+        self.bound = client
+        self.provider_kw = given
+        if given:
+            self.client()  # a bad choice fails here, at once, with the resolver's message
+
+    def client(self) -> Any:
+        from ..resolve import client_for
+
+        return client_for(self.bound, session=self.session, **self.provider_kw)
+
+    def choice(self) -> Choice:
+        """The bound choice; a :class:`~qwq_magic.ConfigurationError` when there is none."""
+        from ..resolve import resolve as _resolve
+
+        if self.bound is not None:
+            return self.bound.choice  # type: ignore[no-any-return]
+        if self.provider_kw:
+            return _resolve(session=self.session, **self.provider_kw)
+        return self.session.choice()  # type: ignore[no-any-return]
+
+    def shown(self) -> tuple[Choice, bool]:
+        """``(choice, configured)``: the bound choice, or — with none configured — the generic
+        server's, so the panel can still show its controls."""
+        from ..errors import ConfigurationError
+
+        try:
+            return self.choice(), True
+        except ConfigurationError:
+            return resolve(None), False
 
 
 def _esc(s: Any) -> str:
