@@ -225,7 +225,7 @@ def test_a_parameter_llama_cpp_python_ignores_is_refused(llama):
     from qwq_magic.errors import ParameterError
     from qwq_magic.params import validate
     from qwq_magic.providers import servers
-    from qwq_magic.providers.presets import OPENAI_GENERIC
+    from qwq_magic.providers.generic import PARAMS as OPENAI_GENERIC
 
     table = servers.spec_table(servers.detect(llama.base_url, "reasoner"), OPENAI_GENERIC)
     with pytest.raises(ParameterError, match="chat_template_kwargs"):

@@ -10,8 +10,9 @@ import pytest
 import qwq_magic as qm
 from qwq_magic.errors import ParameterError
 from qwq_magic.params import validate
+from qwq_magic.providers import get_preset
 from qwq_magic.providers import servers as sv
-from qwq_magic.providers.presets import OPENAI_GENERIC, get_preset
+from qwq_magic.providers.generic import PARAMS as OPENAI_GENERIC
 
 ROOT = "http://srv:8000"
 

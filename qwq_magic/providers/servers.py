@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     from ..params import SpecTable
     from ..reasoning import ThinkMode
-    from .presets import ModelInfo, Preset
+    from .base import ModelInfo, Preset
 
 ServerKind = Literal["llama.cpp", "llama-cpp-python", "vllm", "ollama", "lmstudio", "sglang",
                      "tgi", "unknown"]
@@ -413,9 +413,9 @@ async def adetect(base_url: str, model: str | None = None, *,
 
 
 def detects(preset: Preset) -> bool:
-    """Whether calls through this preset should know their server (the generic ``openai``
-    preset: any URL; hosted presets are known already)."""
-    return preset.name == "openai"
+    """Whether calls through this preset should know their server (a preset for any server at
+    any URL; hosted presets are known already)."""
+    return not preset.hosted
 
 
 # -- adapting requests (pure) ----------------------------------------------------------------
@@ -485,21 +485,22 @@ def think_mode(info: ServerInfo | None) -> ThinkMode | None:
     return None
 
 
-def wire_form(mode: str, schema: dict[str, Any], name: str, *, dialect: str = "openai"
+def wire_form(mode: str, schema: dict[str, Any], name: str, *, preset: Preset | None = None
               ) -> tuple[dict[str, Any] | None, bool, bool]:
     """``(fields merged into the body, streaming allowed, schema also in the prompt)`` for a
-    JSON mode. Cloudflare's native JSON Mode (``guided_json`` / bare ``json_schema``) cannot
-    stream."""
-    native = dialect == "cloudflare"
+    JSON mode. The preset says how its provider differs (``json_schema_bare``: the bare
+    schema, as Workers AI wants; ``json_streams``: whether a JSON request may stream)."""
+    bare = preset is not None and preset.json_schema_bare
+    streams = preset is None or preset.json_streams
     if mode == "prompt":
         return None, True, True
     if mode in ("guided_json", "vllm_guided_json"):
-        return {"guided_json": schema}, not native, False
+        return {"guided_json": schema}, streams, False
     if mode == "json_schema":
-        js = schema if native else {"name": name, "schema": schema, "strict": False}
-        return {"response_format": {"type": "json_schema", "json_schema": js}}, not native, False
+        js = schema if bare else {"name": name, "schema": schema, "strict": False}
+        return {"response_format": {"type": "json_schema", "json_schema": js}}, streams, False
     if mode == "json_object":
-        return {"response_format": {"type": "json_object"}}, not native, True
+        return {"response_format": {"type": "json_object"}}, streams, True
     if mode == "json_object_schema":
         return {"response_format": {"type": "json_object", "schema": schema}}, True, False
     if mode == "structured_outputs":
@@ -507,12 +508,6 @@ def wire_form(mode: str, schema: dict[str, Any], name: str, *, dialect: str = "o
     if mode == "tgi_json":
         return {"response_format": {"type": "json", "value": schema}}, True, False
     raise KeyError(mode)
-
-
-def can_fall_back(preset: Preset) -> bool:
-    """Whether a refused JSON mode may be retried with the next one (servers we do not know
-    for certain; hosted presets document their forms)."""
-    return preset.name == "openai"
 
 
 # -- saying what was found ---------------------------------------------------------------------
