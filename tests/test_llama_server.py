@@ -37,8 +37,6 @@ from llama.server import LlamaServer  # noqa: E402
 NEEDS_SPLITTER = pytest.mark.xfail(
     strict=True, reason="needs #12.1 splitter: a </think> with no opening tag makes what came "
     "before it reasoning, whatever the model's name")
-NEEDS_JSON_FORMS = pytest.mark.xfail(
-    strict=True, reason="needs #12.4: the JSON form that enforces a schema on this server")
 NEEDS_CUT_NOTICE = pytest.mark.xfail(
     strict=True, reason="needs #12.5: a reply cut off in the answer says so")
 NEEDS_COUNTED_USAGE = pytest.mark.xfail(
@@ -64,6 +62,11 @@ def qwq_client(llama: LlamaServer) -> Iterator[qm.Client]:
     c = qm.Client("openai", think="open", **llama.client_kwargs())
     yield c
     c.close()
+
+
+def chats(llama: LlamaServer, mark: int) -> list[int]:
+    """The statuses of the chat requests logged since ``mark`` (probes left out)."""
+    return [st for _, path, st in llama.since(mark) if path == "/v1/chat/completions"]
 
 
 def _text(c: qm.Completion) -> str:
@@ -136,21 +139,50 @@ def test_length_in_answer_without_streaming(llama, qwq_client):
 
 
 # -- JSON enforced by the server -----------------------------------------------------------
-@NEEDS_JSON_FORMS
 def test_server_enforces_the_schema(llama, client):
     mark = llama.mark()
     c = client.complete("What is 2+2? Reply in JSON.", json_schema=JSON_SCHEMA)
     assert c.data == {"answer": 4} and c.content == llama.model.json_answer
     # the first request used a form the server accepts: no refused attempts, no retries
-    assert [st for _, _, st in llama.since(mark)] == [200]
+    assert chats(llama, mark) == [200]
 
 
-@NEEDS_JSON_FORMS
 def test_grammar_from_the_first_token_is_the_answer(llama, qwq_client):
     """With a template that opens <think>, a constrained reply is still the answer."""
     c = qwq_client.complete("What is 2+2?", json_schema=JSON_SCHEMA)
     assert c.data == {"answer": 4}
     assert c.content == llama.model.json_answer and c.reasoning == ""
+
+
+def test_think_first_keeps_the_reasoning_and_constrains_the_answer(llama, qwq_client):
+    mark = llama.mark()
+    c = qwq_client.complete("What is 2+2?", json_schema=JSON_SCHEMA, think_first=True)
+    assert c.data == {"answer": 4} and c.content == llama.model.json_answer
+    assert c.reasoning.strip() == llama.model.reasoning.strip()
+    assert chats(llama, mark) == [200, 200]  # think, then answer
+
+
+def test_a_missed_schema_gets_one_visible_repair_attempt(llama, client):
+    # the grammar cannot express "minimum": the model's 4 misses it, twice
+    schema = {"type": "object", "properties": {"answer": {"type": "integer", "minimum": 5}},
+              "required": ["answer"]}
+    with pytest.raises(qm.QwqError, match="minimum") as e:
+        client.complete("What is 2+2?", json_schema=schema)
+    attempts = e.value.attempts
+    assert len(attempts) == 2 and all(a.content == '{"answer": 4}' for a, _ in attempts)
+    assert attempts[1][0].messages[-1]["content"].startswith("Your previous answer failed")
+    with pytest.raises(qm.QwqError) as e0:
+        client.complete("What is 2+2?", json_schema=schema, retries=0)
+    assert len(e0.value.attempts) == 1
+
+
+def test_the_magic_files_constrained_json_as_the_answer(llama, ip):
+    ip.user_ns["S"] = JSON_SCHEMA
+    cap = _cell(ip, "--json S -o ans", "What is 2+2?")
+    c = ip.user_ns["_qwq"]
+    assert ip.user_ns["ans"] == {"answer": 4} and c.content == llama.model.json_answer
+    assert "still thinking" not in cap.stdout + cap.stderr
+    ip.user_ns.pop("S", None)
 
 
 # -- the magic in a real shell -------------------------------------------------------------

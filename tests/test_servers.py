@@ -108,11 +108,9 @@ def test_ollama_without_the_thinking_capability_does_not_open_think():
     assert info.kind == "ollama" and info.opens_think is False
 
 
-def test_vllm_versions_choose_their_structured_output_field():
-    new = sv.make_info("vllm", version="0.13.0")
-    old = sv.make_info("vllm", version="0.8.5")
-    assert new.json_forms == ("json_schema", "structured_outputs")
-    assert old.json_forms == ("json_schema", "vllm_guided_json")
+def test_vllm_uses_the_standard_form_and_its_reasoning_parser_frees_the_reasoning():
+    for v in ("0.13.0", "0.8.5"):
+        assert sv.make_info("vllm", version=v).json_forms == ("json_schema", "json_object")
     assert sv.make_info("vllm", reasoning_parser="deepseek_r1").grammar_from_start is False
 
 

@@ -112,7 +112,9 @@ KNOWN: dict[str, ServerInfo] = {
         thinking_wire=None, json_forms=("json_object_schema",), grammar_from_start=True,
         streams_usage=False, one_at_a_time=True,
         notes=("sends no usage in its stream", "serves one request at a time")),
-    "vllm": ServerInfo("vllm", json_forms=("json_schema", "structured_outputs")),
+    # vLLM enforces the standard json_schema in every version (guided_json was dropped in
+    # 0.12 and is ignored there with HTTP 200, so it is never tried)
+    "vllm": ServerInfo("vllm", json_forms=("json_schema", "json_object")),
     "ollama": ServerInfo(
         "ollama",
         ignored={p: f"Ollama's OpenAI-compatible API ignores {p}; set it in a Modelfile "
@@ -153,7 +155,6 @@ class Probe:
 Answer = tuple[int, Any]  # (HTTP status or 0 for no answer, decoded JSON or None)
 
 _THINK_IN_PROMPT = re.compile(r"add_generation_prompt[\s\S]{0,400}?<think>", re.I)
-_VERSION = re.compile(r"(\d+)\.(\d+)")
 
 
 def template_opens_think(template: str | None) -> bool | None:
@@ -166,13 +167,6 @@ def template_opens_think(template: str | None) -> bool | None:
     # Ollama's Go templates end with the assistant turn: "<|im_start|>assistant\n<think>\n"
     tail = template.rstrip()[-200:]
     return "<think>" in tail and "</think>" not in tail
-
-
-def _version_at_least(v: str | None, major: int, minor: int) -> bool | None:
-    m = _VERSION.search(v or "")
-    if not m:
-        return None
-    return (int(m.group(1)), int(m.group(2))) >= (major, minor)
 
 
 def _ids(models: Any) -> tuple[str, ...]:
@@ -199,10 +193,6 @@ def make_info(kind: str, *, version: str | None = None, base_url: str = "",
                           "chat_template": chat_template, "reasoning_parser": reasoning_parser}
     kw["opens_think"] = opens_think if opens_think is not None else template_opens_think(
         chat_template)
-    if kind == "vllm":
-        new = _version_at_least(version, 0, 12)
-        if new is False:
-            kw["json_forms"] = ("json_schema", "vllm_guided_json")
     if kind in ("vllm", "sglang") and reasoning_parser:
         kw["grammar_from_start"] = False  # the grammar starts after </think>
     return replace(base, **kw)
