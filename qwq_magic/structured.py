@@ -607,24 +607,6 @@ class _Run:
             raise
 
 
-def _server(client: Client, model: str | None) -> ServerInfo | None:
-    from .providers import servers
-
-    if not servers.detects(client.preset):
-        return None
-    return servers.detect(client.base_url, model or client.model,
-                          headers=client._auth_headers())
-
-
-async def _aserver(client: Client, model: str | None) -> ServerInfo | None:
-    from .providers import servers
-
-    if not servers.detects(client.preset):
-        return None
-    return await servers.adetect(client.base_url, model or client.model,
-                                 headers=client._auth_headers())
-
-
 def run(client: Client, prompt: Any = None, *, json_schema: Any, retries: int | None = None,
         on_stream: Any = None, json_mode: str | None = None, think_first: bool | str = False,
         **kw: Any) -> Completion:
@@ -643,7 +625,7 @@ def run(client: Client, prompt: Any = None, *, json_schema: Any, retries: int | 
     ``on_stream(stream, attempt)`` must consume the stream (live rendering).
     """
     r = _Run(client, prompt, json_schema, retries, json_mode, kw,
-             _server(client, kw.get("model")), think_first)
+             _for_client(client, kw.get("model")), think_first)
     if r.think_first:
         s = client.stream(r.msgs, **r.free_request())
         _consume(s, on_stream, r.answered)
@@ -658,6 +640,18 @@ def run(client: Client, prompt: Any = None, *, json_schema: Any, retries: int | 
             continue
         if r.done(stream.completion):
             return stream.completion
+
+
+def _for_client(client: Client, model: str | None) -> ServerInfo | None:
+    from .providers import servers
+
+    return servers.for_client(client, model)
+
+
+async def _afor_client(client: Client, model: str | None) -> ServerInfo | None:
+    from .providers import servers
+
+    return await servers.afor_client(client, model)
 
 
 def _consume(stream: Any, on_stream: Any, attempt: int) -> None:
@@ -683,7 +677,7 @@ async def arun(client: Client, prompt: Any = None, *, json_schema: Any,
                think_first: bool | str = False, **kw: Any) -> Completion:
     """The async twin of :func:`run` (``on_stream`` may be sync or a coroutine function)."""
     r = _Run(client, prompt, json_schema, retries, json_mode, kw,
-             await _aserver(client, kw.get("model")), think_first)
+             await _afor_client(client, kw.get("model")), think_first)
     if r.think_first:
         s = client.astream(r.msgs, **r.free_request())
         await _aconsume(s, on_stream, r.answered)

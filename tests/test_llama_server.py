@@ -272,3 +272,18 @@ def test_client_refuses_enable_thinking_on_llama_cpp_python(llama, client):
 
     with pytest.raises(ParameterError, match="chat_template_kwargs"):
         client.complete("What is 2+2?", enable_thinking=False)
+
+
+@pytest.mark.xfail(strict=True, reason="needs the lead's wiring: %qwq use prints "
+                   "servers.describe(servers.for_client(client)) (#12.3)")
+def test_qwq_use_says_what_server_it_found(llama):
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "qwq_magic")
+    session.reset()
+    try:
+        with capture_output() as cap:
+            shell.run_line_magic("qwq", f"use openai --base-url {llama.base_url} --model reasoner")
+        text = cap.stdout + "".join(o.data.get("text/plain", "") for o in cap.outputs)
+        assert "llama-cpp-python server 0.3.36" in text
+    finally:
+        session.reset()

@@ -92,6 +92,12 @@ def test_a_bare_version_endpoint_elsewhere_is_not_vllm():
     assert info.kind == "unknown"
 
 
+def test_odd_shapes_are_not_trusted():
+    info, _ = run_plan({"/props": {"chat_template": 5, "build_info": ["x"]}})
+    assert info.kind == "llama.cpp" and info.chat_template is None and info.opens_think is None
+    assert info.version is None
+
+
 def test_template_says_whether_think_opens_in_the_prompt():
     assert sv.template_opens_think(QWQ_JINJA) is True
     assert sv.template_opens_think(QWEN25_JINJA) is False
@@ -226,3 +232,33 @@ def test_probes_send_the_clients_key_and_no_key_leaks_into_the_info(provider_ser
 def test_detection_is_skipped_for_hosted_presets():
     assert sv.detects(get_preset("openai")) and not sv.detects(get_preset("deepinfra"))
     assert qm.Client("deepinfra", api_key="k").provider == "deepinfra"
+
+
+# -- any answer at all ------------------------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["data", "id", "owned_by", "version", "info", "title", "model_id",
+                         "chat_template", "template", "capabilities", "arch", "model_path",
+                         "reasoning_parser", "build_info", "x"]), inner, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0, 200, 404, 500]), _json), min_size=12,
+                max_size=12))
+def test_any_probe_answers_give_a_server_info(answers):
+    plan = sv.probe_plan(f"{ROOT}/v1", None)
+    probe = next(plan)
+    try:
+        for ans in answers:
+            probe = plan.send(ans)
+        pytest.fail(f"the plan asked more than {len(answers)} probes")
+    except StopIteration as stop:
+        info = stop.value
+    assert isinstance(info, sv.ServerInfo) and info.kind in sv.TITLES
+    assert sv.describe(info).startswith("Server:")
+    assert probe is not None

@@ -203,6 +203,10 @@ def _ok(a: Answer) -> Any:
     return obj if 200 <= status < 300 and isinstance(obj, dict) else None
 
 
+def _str(v: Any) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
 def _dict(obj: Any, key: str) -> dict[str, Any]:
     v = obj.get(key) if isinstance(obj, dict) else None
     return v if isinstance(v, dict) else {}
@@ -242,9 +246,9 @@ def _probe_kind(kind: str, base_url: str, model: str | None, ids: tuple[str, ...
         p = _ok((yield Probe("GET", "/props")))
         if p is not None and ({"default_generation_settings", "chat_template", "build_info",
                                "total_slots"} & set(p)):
-            return make_info("llama.cpp", version=str(p.get("build_info") or "") or None,
+            return make_info("llama.cpp", version=_str(p.get("build_info")),
                              base_url=base_url, models=ids,
-                             chat_template=p.get("chat_template") or None)
+                             chat_template=_str(p.get("chat_template")))
     elif kind == "vllm":
         v = _ok((yield Probe("GET", "/version")))
         if v is not None and isinstance(v.get("version"), str) and (hinted or len(v) == 1):
@@ -267,13 +271,13 @@ def _probe_kind(kind: str, base_url: str, model: str | None, ids: tuple[str, ...
         s = _ok((yield Probe("GET", "/get_server_info")))
         if s is not None and ({"model_path", "tp_size", "reasoning_parser"} & set(s)):
             rp = s.get("reasoning_parser")
-            return make_info("sglang", version=str(s.get("version") or "") or None,
+            return make_info("sglang", version=_str(s.get("version")),
                              base_url=base_url, models=ids,
                              reasoning_parser=rp if isinstance(rp, str) and rp else None)
     elif kind == "tgi":
         t = _ok((yield Probe("GET", "/info")))
         if t is not None and "model_id" in t:
-            return make_info("tgi", version=str(t.get("version") or "") or None,
+            return make_info("tgi", version=_str(t.get("version")),
                              base_url=base_url, models=ids or (str(t["model_id"]),))
     elif kind == "lmstudio":
         m = _ok((yield Probe("GET", "/api/v0/models")))
@@ -284,7 +288,7 @@ def _probe_kind(kind: str, base_url: str, model: str | None, ids: tuple[str, ...
         o = _ok((yield Probe("GET", "/openapi.json")))
         title = str(_dict(o, "info").get("title", ""))
         if "llama.cpp python" in title.lower() or "llama-cpp-python" in title.lower():
-            return make_info("llama-cpp-python", version=_dict(o, "info").get("version"),
+            return make_info("llama-cpp-python", version=_str(_dict(o, "info").get("version")),
                              base_url=base_url, models=ids)
     return None
 
@@ -400,6 +404,22 @@ async def adetect(base_url: str, model: str | None = None, *,
                 probe = plan.send(ans)
         except StopIteration as stop:
             return _store(base_url, model, stop.value)
+
+
+def for_client(client: Any, model: str | None = None) -> ServerInfo | None:
+    """What is behind a :class:`~qwq_magic.Client`'s URL (probed once, with its key), or None
+    for hosted presets. The one call front ends and the request path need."""
+    if not detects(client.preset):
+        return None
+    return detect(client.base_url, model or client.model, headers=client._auth_headers())
+
+
+async def afor_client(client: Any, model: str | None = None) -> ServerInfo | None:
+    """The async twin of :func:`for_client`."""
+    if not detects(client.preset):
+        return None
+    return await adetect(client.base_url, model or client.model,
+                         headers=client._auth_headers())
 
 
 def detects(preset: Preset) -> bool:
