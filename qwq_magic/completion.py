@@ -85,6 +85,8 @@ class Completion:
     price_in: float | None = None  # USD per million tokens, from the preset's price table
     price_out: float | None = None
     replayed: bool = False
+    #: guided JSON: the earlier attempts of this reply (answers that missed the schema)
+    attempts: list[Completion] = field(default_factory=list, repr=False)
     reasoning_complete: bool = False  # the model finished thinking (</think> or a switch)
     _reasoning: list[str] = field(default_factory=list, repr=False)
     _content: list[str] = field(default_factory=list, repr=False)

@@ -131,7 +131,8 @@ def _cell_parser() -> _Parser:
     j.add_argument("--json-mode", help="force a wire form (json_schema, json_object, "
                    "guided_json, vllm_guided_json, prompt)")
     j.add_argument("--df", action="store_true", help="turn the JSON into a pandas DataFrame")
-    j.add_argument("--retries", type=int, default=0, help="re-ask N times on invalid JSON")
+    j.add_argument("--retries", type=int, default=None,
+                   help="repair attempts when the answer misses the schema (default 1)")
     p.add_argument("-h", "--help", action="store_true")
     p.add_argument("prompt", nargs="*", help=argparse.SUPPRESS)
     return p

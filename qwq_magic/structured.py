@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .client import Client
     from .completion import Completion
     from .providers import Preset
+    from .providers.servers import ServerInfo
 
 Message = dict[str, Any]
 
@@ -159,8 +160,9 @@ def to_json_schema(spec: Any) -> dict[str, Any]:
 
 
 # -- the wire ----------------------------------------------------------------------------------
-MODES = ("guided_json", "json_schema", "json_object", "vllm_guided_json", "structured_outputs",
-         "prompt")
+#: every JSON mode; what each sends is in ``qwq_magic.providers.servers.JSON_FORMS``
+MODES = ("guided_json", "json_schema", "json_object", "json_object_schema", "vllm_guided_json",
+         "structured_outputs", "tgi_json", "prompt")
 
 
 def instruction(schema: dict[str, Any]) -> str:
@@ -189,30 +191,25 @@ def wire_form(mode: str, schema: dict[str, Any] | Schema, messages: list[Message
               ) -> tuple[dict[str, Any] | None, list[Message], bool]:
     """``(fields merged into the request body, messages, streaming allowed)`` for a JSON mode.
 
-    Modes: ``guided_json`` (Cloudflare native, top-level), ``json_schema`` (OpenAI
-    ``response_format``; bare schema on Cloudflare), ``json_object`` (plus the schema in the
-    system message), ``vllm_guided_json`` (legacy vLLM extra), ``structured_outputs`` (vLLM ≥
-    0.12) and ``prompt`` (instruction only). The preset says how its provider differs
+    Modes: ``json_schema`` (OpenAI ``response_format``; bare schema on Cloudflare),
+    ``json_object_schema`` (llama.cpp / llama-cpp-python: ``json_object`` with a ``schema``),
+    ``guided_json`` (Cloudflare native, top-level), ``vllm_guided_json`` (vLLM < 0.12),
+    ``structured_outputs`` (vLLM ≥ 0.12), ``tgi_json`` (TGI's ``{"type": "json", "value"}``),
+    ``json_object`` (any JSON, the schema in the system message) and ``prompt`` (the
+    instruction only, not enforced). The preset says how its provider differs
     (``json_schema_bare``: the bare schema; ``json_streams``: whether JSON mode may stream).
     """
+    from .providers import servers
+
     if isinstance(schema, Schema):
         name, schema = name or schema.name, schema.json
     name = _wire_name(name or str(schema.get("title") or "response"))
-    bare = preset is not None and preset.json_schema_bare
-    streams = preset is None or preset.json_streams
-    if mode == "prompt":
-        return None, _with_instruction(messages, schema), True
-    if mode in ("guided_json", "vllm_guided_json"):
-        return {"guided_json": schema}, messages, streams
-    if mode == "json_schema":
-        js = schema if bare else {"name": name, "schema": schema, "strict": False}
-        return {"response_format": {"type": "json_schema", "json_schema": js}}, messages, streams
-    if mode == "json_object":
-        return ({"response_format": {"type": "json_object"}},
-                _with_instruction(messages, schema), streams)
-    if mode == "structured_outputs":
-        return {"structured_outputs": {"json": schema}}, messages, True
-    raise ConfigurationError(f"Unknown JSON mode {mode!r}: use one of {', '.join(MODES)}.")
+    try:
+        fields, streams, instruct = servers.wire_form(mode, schema, name, preset=preset)
+    except KeyError:
+        raise ConfigurationError(
+            f"Unknown JSON mode {mode!r}: use one of {', '.join(MODES)}.") from None
+    return fields, (_with_instruction(messages, schema) if instruct else messages), streams
 
 
 # -- reading answers ---------------------------------------------------------------------------
@@ -444,24 +441,41 @@ def to_dataframe(value: Any) -> Any:
 
 # -- running -----------------------------------------------------------------------------------
 _FALLBACK_STATUS = (400, 422, 500, 501)
+DEFAULT_RETRIES = 1  # one automatic repair attempt when the answer does not meet the schema
+_THEN_JSON = ("Now give your final answer as JSON only, matching the schema; no reasoning, no "
+              "prose.")
 
 
 class _Run:
-    """The attempt loop shared by :func:`run` and :func:`arun`."""
+    """The attempt loop shared by :func:`run` and :func:`arun` (no I/O here).
 
-    def __init__(self, client: Client, prompt: Any, json_schema: Any, retries: int,
-                 json_mode: str | None, kw: dict[str, Any]) -> None:
+    ``server`` is what :mod:`qwq_magic.providers.servers` found behind the URL (None for hosted
+    presets): it chooses the JSON form that enforces the schema there.
+    """
+
+    def __init__(self, client: Client, prompt: Any, json_schema: Any, retries: int | None,
+                 json_mode: str | None, kw: dict[str, Any], server: ServerInfo | None = None,
+                 think_first: bool | str = False) -> None:
+        from .providers import servers
         from .request import build_messages
 
         multi = kw.pop("multi", False)
         self.schema = resolve(json_schema, multi=multi)
         self.spec = self.schema if multi else json_schema
-        self.client, self.retries, self.kw = client, retries, kw
+        if retries is None:
+            retries = DEFAULT_RETRIES
+        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+            raise ConfigurationError(f"retries={retries!r}: give a whole number ≥ 0 (the "
+                                     "repair attempts after an answer that misses the schema).")
+        if think_first not in (True, False, "auto"):
+            raise ConfigurationError(f"think_first={think_first!r}: use True, False or 'auto'.")
+        self.client, self.retries, self.kw, self.server = client, retries, kw, server
         self.msgs = build_messages(prompt, system=kw.pop("system", None),
                                    history=kw.pop("history", None))
         model = kw.get("model") or client.model
+        self.model = model
         self.key = client._json_key(model)
-        modes = list(client.preset.model_info(model).json_modes)
+        modes = list(servers.json_modes(server, client.preset.model_info(model)))
         start = json_mode or client.json_mode_memory.get(self.key) or modes[0]
         rest = modes[modes.index(start) + 1:] if start in modes else []
         if "prompt" not in rest and start != "prompt":
@@ -470,9 +484,48 @@ class _Run:
         self.can_fall_back = json_mode is None and client.preset.json_fallback
         self.attempts: list[tuple[Completion, Exception]] = []
         self.answered = 0
+        self.think_first = self._two_phase(think_first)
+        self.thought: Completion | None = None  # phase one of a two-phase run
 
+    # -- decisions -------------------------------------------------------------------------
+    def from_start(self) -> bool:
+        """File the reply as the answer: the current mode enforces the schema and the server
+        is not known to apply it only after the reasoning. A grammar from the first token
+        leaves no room for ``</think>``, so a template that opened ``<think>`` in the prompt
+        must not turn the JSON into "reasoning"; reasoning sent in a field (a reasoning
+        parser) stays reasoning either way."""
+        from .providers import servers
+
+        return servers.grammar_from_start(self.server, self.modes[0]) is not False
+
+    def _two_phase(self, think_first: bool | str) -> bool:
+        if think_first != "auto":
+            return bool(think_first)
+        from .providers import servers
+
+        thinks = (self.client.think or self.client.preset.model_info(self.model).think) == "open" \
+            or servers.think_mode(self.server) == "open"
+        return thinks and servers.grammar_from_start(self.server, self.modes[0]) is True
+
+    # -- requests --------------------------------------------------------------------------
     def request(self) -> dict[str, Any]:
         return {"json_schema": self.spec, "json_mode": self.modes[0], **self.kw}
+
+    def prepare(self) -> Any:
+        """The next constrained request, for a mode whose grammar applies from the first
+        token: its reply is filed as the answer whatever the template opened."""
+        req = self.client.prepare(self.msgs, **self.request())
+        req.think = "off"
+        return req
+
+    def free_request(self) -> dict[str, Any]:
+        """Phase one of ``think_first``: the same prompt, no constraint."""
+        return {**self.kw}
+
+    def after_thinking(self, c: Completion) -> None:
+        """Phase one is done: ask for the constrained answer, its reasoning kept."""
+        self.thought = c
+        self.msgs = [*self.msgs, c.to_message(), {"role": "user", "content": _THEN_JSON}]
 
     def api_error(self, e: APIError) -> None:
         """Fall back to the next mode, or re-raise."""
@@ -492,10 +545,16 @@ class _Run:
 
     def done(self, c: Completion) -> bool:
         """Parse ``c``: True when it is valid; False to re-ask; raises when out of retries."""
+        from .events import ReasoningDelta
+
         self.client.json_mode_memory[self.key] = self.modes[0]
         c.schema = self.schema.json
         from . import runlog
 
+        if self.thought is not None and self.thought.reasoning and not c.reasoning:
+            c.add(ReasoningDelta(self.thought.reasoning))  # phase one's thinking, kept
+            c.reasoning_complete = True
+        c.attempts = [a for a, _ in self.attempts]
         try:
             parse_completion(c, self.schema)
             runlog.after_parse(c)
@@ -518,23 +577,34 @@ class _Run:
             raise
 
 
-def run(client: Client, prompt: Any = None, *, json_schema: Any, retries: int = 0,
-        on_stream: Any = None, json_mode: str | None = None, **kw: Any) -> Completion:
+def run(client: Client, prompt: Any = None, *, json_schema: Any, retries: int | None = None,
+        on_stream: Any = None, json_mode: str | None = None, think_first: bool | str = False,
+        **kw: Any) -> Completion:
     """Ask for JSON matching ``json_schema``; return the Completion with ``.data`` set.
 
-    ``retries=N`` re-asks with the validation error; on the generic ``openai`` preset a server
-    that refuses a JSON mode before answering gets the next mode (ending with ``prompt``).
+    The JSON form is the one that enforces the schema on that server (for the generic
+    ``openai`` preset the server is detected once; a form it refuses before answering gets
+    the next, ending with ``prompt``), and what worked is remembered per URL and model. When
+    that form constrains the reply from its first token, the reply is the answer.
+
+    ``retries`` (default 1): repair attempts when the answer misses the schema, each re-asking
+    with the validation error; earlier attempts are on ``completion.attempts``.
+    ``think_first=True``: two requests, the first unconstrained (the model reasons freely), the
+    second constrained, with the first one's reasoning kept in ``.reasoning``; ``"auto"`` does
+    so for reasoning models on servers whose grammar applies from the first token.
     ``on_stream(stream, attempt)`` must consume the stream (live rendering).
     """
-    r = _Run(client, prompt, json_schema, retries, json_mode, kw)
+    r = _Run(client, prompt, json_schema, retries, json_mode, kw,
+             _for_client(client, kw.get("model")), think_first)
+    if r.think_first:
+        s = client.stream(r.msgs, **r.free_request())
+        _consume(s, on_stream, r.answered)
+        r.after_thinking(s.completion)
     while True:
-        stream = client.stream(r.msgs, **r.request())
+        stream = (client.stream(request=r.prepare()) if r.from_start()
+                  else client.stream(r.msgs, **r.request()))
         try:
-            if on_stream is not None:
-                on_stream(stream, r.answered)
-            else:
-                for _ in stream:
-                    pass
+            _consume(stream, on_stream, r.answered)
         except APIError as e:
             r.api_error(e)
             continue
@@ -542,20 +612,51 @@ def run(client: Client, prompt: Any = None, *, json_schema: Any, retries: int = 
             return stream.completion
 
 
-async def arun(client: Client, prompt: Any = None, *, json_schema: Any, retries: int = 0,
-               on_stream: Any = None, json_mode: str | None = None, **kw: Any) -> Completion:
+def _for_client(client: Client, model: str | None) -> ServerInfo | None:
+    from .providers import servers
+
+    return servers.for_client(client, model)
+
+
+async def _afor_client(client: Client, model: str | None) -> ServerInfo | None:
+    from .providers import servers
+
+    return await servers.afor_client(client, model)
+
+
+def _consume(stream: Any, on_stream: Any, attempt: int) -> None:
+    if on_stream is not None:
+        on_stream(stream, attempt)
+    else:
+        for _ in stream:
+            pass
+
+
+async def _aconsume(stream: Any, on_stream: Any, attempt: int) -> None:
+    if on_stream is not None:
+        res = on_stream(stream, attempt)
+        if hasattr(res, "__await__"):
+            await res
+    else:
+        async for _ in stream:
+            pass
+
+
+async def arun(client: Client, prompt: Any = None, *, json_schema: Any,
+               retries: int | None = None, on_stream: Any = None, json_mode: str | None = None,
+               think_first: bool | str = False, **kw: Any) -> Completion:
     """The async twin of :func:`run` (``on_stream`` may be sync or a coroutine function)."""
-    r = _Run(client, prompt, json_schema, retries, json_mode, kw)
+    r = _Run(client, prompt, json_schema, retries, json_mode, kw,
+             await _afor_client(client, kw.get("model")), think_first)
+    if r.think_first:
+        s = client.astream(r.msgs, **r.free_request())
+        await _aconsume(s, on_stream, r.answered)
+        r.after_thinking(s.completion)
     while True:
-        stream = client.astream(r.msgs, **r.request())
+        stream = (client.astream(request=r.prepare()) if r.from_start()
+                  else client.astream(r.msgs, **r.request()))
         try:
-            if on_stream is not None:
-                res = on_stream(stream, r.answered)
-                if hasattr(res, "__await__"):
-                    await res
-            else:
-                async for _ in stream:
-                    pass
+            await _aconsume(stream, on_stream, r.answered)
         except APIError as e:
             r.api_error(e)
             continue

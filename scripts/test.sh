@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# llama-cpp-python's server for the tests marked `llama` (built once, then cached)
+bash scripts/setup-llama.sh
+export QWQMAGIC_REQUIRE_LLAMA=1
 .venv/bin/ruff check qwq_magic tests benchmarks scripts conftest.py
 .venv/bin/mypy qwq_magic --ignore-missing-imports
 args=(tests)

@@ -76,12 +76,12 @@ def test_three_failures_are_three_clear_errors(provider_server):
     cl = client(srv, "vllm")
     srv.script(Reply(reasoning="r", content='{"name": "Ada", "year": }'))
     with pytest.raises(qm.InvalidJSONError, match="not valid JSON") as ei:
-        cl.complete("x", json_schema=SCHEMA)
+        cl.complete("x", json_schema=SCHEMA, retries=0)
     assert ei.value.raw and ei.value.completion.data is None
     assert ei.value.completion.content == '{"name": "Ada", "year": }'
     srv.script(Reply(reasoning="r", content='{"name": "Ada", "year": "eighteen"}'))
     with pytest.raises(qm.SchemaValidationError, match=r"\$\.year") as ei2:
-        cl.complete("x", json_schema=SCHEMA)
+        cl.complete("x", json_schema=SCHEMA, retries=0)
     assert ei2.value.completion.data is None
     srv.script(Reply(reasoning="r", content='{"name": "Ada Lovelace, the first programmer", '
                                             '"year": 1815}'))
@@ -177,7 +177,7 @@ def test_magic_failures_are_named_and_var_untouched(ip, provider_server, content
     ip.user_ns["person"] = "before"
     srv.script(Reply(reasoning="r", content=content))
     with capture_output(), pytest.raises(error) as ei:
-        ip.run_cell_magic("qwq", "--json Person -o person", "Who?")
+        ip.run_cell_magic("qwq", "--json Person -o person --retries 0", "Who?")
     assert words in str(ei.value) and len(ei.value._render_traceback_()) == 1
     assert ip.user_ns["person"] == "before"  # never silently set to something wrong
     assert ip.user_ns["_qwq"].content == content  # the raw text stays reachable

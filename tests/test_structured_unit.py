@@ -401,11 +401,23 @@ class FakeClient:
         self.model = self.preset.default_model
         self.json_mode_memory: dict[str, str] = {}
         self.calls: list[tuple[Any, dict[str, Any]]] = []
+        self.base_url = "http://127.0.0.1:9/v1"  # nothing listens: the server is "unknown"
+        self.think = None
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {}
 
     def _json_key(self, model: str) -> str:
         return f"x|{model}"
 
-    def stream(self, prompt: Any = None, **kw: Any) -> FakeStream:
+    def prepare(self, prompt: Any = None, **kw: Any) -> Any:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(prompt=prompt, kw=kw, think=None)
+
+    def stream(self, prompt: Any = None, request: Any = None, **kw: Any) -> FakeStream:
+        if request is not None:  # a prepared request (structured.run sets its think mode)
+            prompt, kw = request.prompt, request.kw
         self.calls.append((prompt, kw))
         return FakeStream(self.replies.pop(0))
 

@@ -6,6 +6,8 @@ Routes (all under ``srv.root``)::
     /deepinfra/v1/openai/chat/completions                DeepInfra
     /aimlapi/v1/chat/completions                         AI/ML API
     /{vllm,vllm-old,ollama,llamacpp,openrouter,raw}/v1/chat/completions (+ /v1/models)
+    /llamacpp/props, /vllm/version, /vllm-old/version, /ollama/api/version, POST
+    /ollama/api/show                                      what qwq_magic's server probes read
     /_control/{script,fault,requests,reset,pace,latency} scripting from another process
 
 ``srv.script(Reply(...))`` queues replies, ``srv.fault(kind, ...)`` injects faults,
@@ -301,7 +303,12 @@ class _Handler(BaseHTTPRequestHandler):
         if len(parts) == 3 and parts[1:] == ["v1", "models"] and parts[0] in d.ROUTES:
             model = DEFAULT_MODELS[parts[0]]
             self._send_json(200, {"object": "list", "data": [
-                {"id": model, "object": "model", "owned_by": "qwq-magic-test-server"}]})
+                {"id": model, "object": "model",
+                 "owned_by": _OWNED_BY.get(parts[0], "qwq-magic-test-server")}]})
+            return
+        probe = _PROBES.get((parts[0], "/".join(parts[1:]))) if parts else None
+        if probe is not None:  # the servers' own endpoints that qwq_magic probes
+            self._send_json(200, probe)
             return
         if not parts:
             self._send_json(200, {"server": "qwq_magic.testing",
@@ -312,6 +319,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         path = urlsplit(self.path).path
         raw = self._read_body()
+        if path == "/ollama/api/show":  # Ollama's model card, as qwq_magic's probe reads it
+            self._send_json(200, {"template": OLLAMA_QWQ_TEMPLATE,
+                                  "capabilities": ["completion", "tools", "thinking"],
+                                  "details": {"family": "qwen2", "format": "gguf"}})
+            return
         if path.startswith("/_control/"):
             self._control(path.removeprefix("/_control/"), raw)
             return
@@ -641,6 +653,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _end_chunks(self) -> None:
         self.wfile.write(b"0\r\n\r\n")
+
+
+# What the probed endpoints of the real servers answer (shapes from their sources/docs).
+QWQ_TEMPLATE = ("{%- for message in messages %}{{- '<|im_start|>' + message.role + '\\n' + "
+                "message.content + '<|im_end|>\\n' }}{%- endfor %}{%- if add_generation_prompt "
+                "%}{{- '<|im_start|>assistant\\n<think>\\n' }}{%- endif %}")
+OLLAMA_QWQ_TEMPLATE = ("{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n"
+                       "{{ end }}<|im_start|>assistant\n<think>\n")
+_OWNED_BY = {"llamacpp": "llamacpp", "vllm": "vllm", "vllm-old": "vllm", "ollama": "library"}
+_PROBES: dict[tuple[str, str], Any] = {
+    ("llamacpp", "props"): {
+        "default_generation_settings": {"n_ctx": 4096, "params": {"repeat_penalty": 1.0}},
+        "total_slots": 1, "model_path": "models/qwq-32b-q4_k_m.gguf",
+        "chat_template": QWQ_TEMPLATE, "build_info": "b6510-703f9e32"},
+    ("vllm", "version"): {"version": "0.13.0"},
+    ("vllm-old", "version"): {"version": "0.8.5"},
+    ("ollama", "api/version"): {"version": "0.12.3"},
+}
 
 
 def _schema_in(body: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
