@@ -58,9 +58,14 @@ _EXPORTS: dict[str, str] = {
     "session": "state",
     "Session": "state",
     "Params": "state",
+    "map": "batch",
+    "MapEstimate": "batch",
+    "MapError": "batch",
 }
 
-__all__ = [*sorted(_EXPORTS), "load_ipython_extension", "unload_ipython_extension"]
+# ``map`` stays out of __all__: ``from qwq_magic import *`` must not shadow the builtin
+__all__ = [*sorted(n for n in _EXPORTS if n != "map"), "load_ipython_extension",
+           "unload_ipython_extension"]
 
 
 def __getattr__(name: str) -> Any:
@@ -73,7 +78,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return __all__
+    return sorted([*__all__, "map"])
 
 
 def load_ipython_extension(ipython: Any) -> None:
