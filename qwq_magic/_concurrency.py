@@ -36,6 +36,7 @@ class AIMD:
     paused_until: float = 0.0
     rate_limits: int = 0  # 429s seen
     decreases: int = 0  # how many times the limit was cut
+    lowest: int = 0  # the lowest the limit went
     _streak: int = 0  # successes since the last change
     _last_cut: float = field(default=-1e18, repr=False)
 
@@ -44,6 +45,7 @@ class AIMD:
             raise ValueError(f"concurrency must be at least 1, got {self.ceiling}")
         self.floor = max(1, min(self.floor, self.ceiling))
         self.limit = self.limit or self.ceiling
+        self.lowest = self.limit
 
     def on_success(self) -> None:
         """One request succeeded: after ``limit`` of them in a row, allow one more."""
@@ -62,6 +64,7 @@ class AIMD:
         # are the same signal, not a new one
         if now - self._last_cut > max(pause, 0.05):
             self.limit = max(self.floor, self.limit // 2)
+            self.lowest = min(self.lowest, self.limit)
             self.decreases += 1
             self._last_cut = now
         self._streak = 0

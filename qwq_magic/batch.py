@@ -568,12 +568,11 @@ async def _run_rows(client: Client, plan: _Plan, todo: list[int], prompts: list[
                 async with limiter:
                     try:
                         c = await _one(client, prompts[i], plan)
-                    except RateLimitError as e:
-                        limiter.rate_limited(e.retry_after)
-                        if attempt < RATE_LIMIT_RETRIES:
-                            continue
-                        finish(i, _result(e.completion, plan, _describe(e)), False)
                     except QwqError as e:
+                        if isinstance(e, RateLimitError):
+                            limiter.rate_limited(e.retry_after)
+                            if attempt < RATE_LIMIT_RETRIES:
+                                continue  # after the pause, at the lower concurrency
                         finish(i, _result(e.completion, plan, _describe(e)), False)
                         if plan.on_error == "raise":
                             first_error.append((i, e))
@@ -694,7 +693,7 @@ class _Progress:
 
 def _execute(client: Client, plan: _Plan, prompts: list[str], keys: list[str], labels: Any,
              done: Mapping[str, Any], *, progress: bool, part: int | None = None
-             ) -> tuple[list[dict[str, Any]], bool, BaseException | None]:
+             ) -> tuple[list[dict[str, Any]], bool, BaseException | None, _Stats]:
     """Run the rows not already done; returns (results, interrupted, error to raise)."""
     results: list[dict[str, Any] | None] = [None] * len(prompts)
     todo = []
@@ -727,24 +726,23 @@ def _execute(client: Client, plan: _Plan, prompts: list[str], keys: list[str], l
         if store is not None:
             store.close()
     out = [r if r is not None else _result(None, plan, NOT_RUN) for r in results]
-    return out, interrupted, (err[0] if err else None)
+    return out, interrupted, (err[0] if err else None), stats
 
 
 def _frame(results: list[dict[str, Any]], plan: _Plan, index: Any) -> pd.DataFrame:
     import pandas as pd
 
-    cols: dict[str, Any] = {}
+    df = pd.DataFrame(index=index)
     for c in plan.columns:
         vals = [r.get(c) for r in results]
         if c in INT_COLUMNS:
-            cols[c] = pd.array(vals, dtype="Int64")
+            df[c] = pd.Series(pd.array(vals, dtype="Int64"), index=index)
         elif c == "cost":
-            cols[c] = pd.array([float("nan") if v is None else v for v in vals], dtype="float64")
-        else:
-            cols[c] = pd.array(vals, dtype=object)
-    df = pd.DataFrame(cols, index=index)
-    text = [c for c in plan.columns if c not in (*INT_COLUMNS, "cost")]
-    return df.astype(dict.fromkeys(text, object)) if len(df) else df
+            df[c] = pd.Series([float("nan") if v is None else v for v in vals], index=index,
+                              dtype="float64")
+        else:  # object columns: a missing text is None (pandas' str dtype would make it NaN)
+            df[c] = pd.Series(vals, index=index, dtype=object)
+    return df
 
 
 # -- the entry point -----------------------------------------------------------------------------
@@ -822,10 +820,15 @@ def map(  # qm.map: like the builtin, one function over many items
         done = load(checkpoint)
     if dry_run:
         return _estimate(plan, prompts, keys, done)
-    results, interrupted, err = _execute(c, plan, prompts, keys, index, done, progress=progress)
+    results, interrupted, err, stats = _execute(c, plan, prompts, keys, index, done,
+                                                progress=progress)
     out = _frame(results, plan, index)
     n_done = sum(r["error"] not in (NOT_RUN, INTERRUPTED) for r in results)
-    out.attrs.update(interrupted=interrupted, done=n_done, rows=len(results))
+    lim = stats.limiter
+    out.attrs.update(interrupted=interrupted, done=n_done, rows=len(results),
+                     sent=stats.done, failed=stats.failed,
+                     rate_limits=lim.aimd.rate_limits if lim is not None else 0,
+                     lowest_concurrency=lim.aimd.lowest if lim is not None else plan.concurrency)
     if err is not None:
         assert isinstance(err, MapError)
         err.result = out
@@ -916,8 +919,8 @@ def _run_partition(pdf: Any, plan: _Plan, partition_info: dict[str, Any] | None 
     client = _worker_client(plan.config)
     index, prompts, keys, done = _partition_rows(pdf, plan)
     part = int(partition_info["number"]) if partition_info else 0
-    results, _, err = _execute(client, plan, prompts, keys, index, done, progress=False,
-                               part=part)
+    results, _, err, _ = _execute(client, plan, prompts, keys, index, done, progress=False,
+                                  part=part)
     if err is not None:
         raise err
     out = _frame(results, plan, index)
