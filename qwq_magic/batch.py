@@ -992,7 +992,10 @@ def map_cell(magics: Any, args: Any, prompt: str) -> Any:
               dry_run=args.dry_run, system=args.system, json_mode=args.json_mode,
               retries=args.retries, _extra_ns=ns, **params)
     if args.dry_run:
-        return out
+        from IPython.display import display
+
+        display(out)
+        return None
     if args.out:
         ns[args.out] = out
     attrs = getattr(out, "attrs", {})

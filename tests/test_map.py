@@ -542,5 +542,6 @@ def test_dask_dataframe_runs_partition_by_partition_on_two_workers(provider_serv
     local = qm.map("Classify: {text}", df, client=c, checkpoint=path, max_tokens=300,
                    progress=False)
     assert chat_requests(srv) == [] and local["answer"].equals(out["answer"])
-    est = qm.map("Classify: {text}", ddf, client=c, dry_run=True, max_tokens=300)
+    est = qm.map("Classify: {text}", ddf, client=c, checkpoint=path, dry_run=True,
+                 max_tokens=300)
     assert (est.rows, est.requests, est.skipped) == (24, 0, 24)
