@@ -358,6 +358,22 @@ def test_any_keyword_is_a_parameter_or_a_type_error(kw):
         assert all(repr(k) in str(ei.value) for k in kw if k.replace("-", "_") not in known)
 
 
+TEMPLATE_PARTS = st.sampled_from(["{a}", "{b!r}", "{a:>5}", "{row['a']}", "{ b }", "{1, 2}",
+                                  "{\"k\": 1}", "$x^{a}$", "\\frac{a}{b}", "`{a}`", "{{a}}",
+                                  "}}", "{", "}", " text ", "\n```\n{a}\n```\n", "é"])
+
+
+@given(st.lists(TEMPLATE_PARTS, max_size=8), st.text(max_size=5), st.integers())
+def test_filling_rows_matches_the_magic_interpolation(parts, a, b):
+    from qwq_magic.batch import _fill_all
+    from qwq_magic.interpolate import interpolate
+
+    template = "".join(parts) or "x"
+    row = {"a": a, "b": b}
+    want = interpolate(template, {**row, "row": row})
+    assert _fill_all(template, [row], [0]) == [want]
+
+
 # -- the limiter ---------------------------------------------------------------------------------
 class Clock:
     def __init__(self) -> None:
