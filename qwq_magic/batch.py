@@ -723,9 +723,16 @@ class _Progress:
         bar.set_postfix_str(self.stats.postfix(), refresh=True)
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.tick()
-            self.bar.close()
+        bar = self.bar
+        if bar is None:
+            return
+        self.tick()
+        bar.close()
+        if type(bar).__module__ == "tqdm.notebook":
+            # a saved notebook keeps only the widget's first text form ("0%"): say how it ended
+            s = self.stats
+            print(f"qm.map: {s.done:,} of {s.total:,} rows sent · {s.failed:,} failed · "
+                  f"{s.tokens:,} tokens · {_usd(s.cost)}")
 
 
 def _execute(client: Client, plan: _Plan, prompts: list[str], keys: list[str], labels: Any,
