@@ -728,7 +728,7 @@ class _Progress:
             return
         self.tick()
         bar.close()
-        if type(bar).__module__ == "tqdm.notebook":
+        if getattr(bar, "container", None) is not None:  # tqdm.notebook's widget bar
             # a saved notebook keeps only the widget's first text form ("0%"): say how it ended
             s = self.stats
             print(f"qm.map: {s.done:,} of {s.total:,} rows sent · {s.failed:,} failed · "
