@@ -561,3 +561,75 @@ def test_dask_dataframe_runs_partition_by_partition_on_two_workers(provider_serv
     est = qm.map("Classify: {text}", ddf, client=c, checkpoint=path, dry_run=True,
                  max_tokens=300)
     assert (est.rows, est.requests, est.skipped) == (24, 0, 24)
+
+
+# -- a real kernel -------------------------------------------------------------------------------
+@pytest.mark.kernel
+def test_kernel_interrupt_keeps_finished_rows_stops_run_all_and_resumes(provider_server,
+                                                                       tmp_path):
+    import queue
+
+    from jupyter_client.manager import start_new_kernel
+
+    srv = provider_server
+    srv.latency = 0.2
+    path = tmp_path / "k.sqlite"
+    cell = (f"%%qwq --map df -o out --concurrency 2 --checkpoint {path}\n"
+            "Classify: {text}")
+
+    def wait_reply(kc, msg_id: str) -> dict:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                m = kc.get_shell_msg(timeout=0.2)
+            except queue.Empty:
+                continue
+            if m["parent_header"].get("msg_id") == msg_id:
+                return m["content"]
+        raise AssertionError("no execute_reply")
+
+    def printed(kc, code: str) -> str:
+        msg_id = kc.execute(code)
+        wait_reply(kc, msg_id)
+        out = []
+        while True:
+            try:
+                m = kc.get_iopub_msg(timeout=0.5)
+            except queue.Empty:
+                break
+            if m["parent_header"].get("msg_id") == msg_id and m["msg_type"] == "stream":
+                out.append(m["content"]["text"])
+        return "".join(out).strip()
+
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+        setup = kc.execute(
+            "%load_ext qwq_magic\n"
+            f"%qwq use openai --base-url {srv.base_url('vllm')} --model qwq\n"
+            "import pandas as pd\n"
+            "df = pd.DataFrame({'text': [f'review {i}' for i in range(30)]})")
+        assert wait_reply(kc, setup)["status"] == "ok"
+        run_id = kc.execute(cell)
+        queued_id = kc.execute("ran_after = True")  # Run All: the next cell is queued
+        deadline = time.monotonic() + 30
+        while not (path.exists() and len(_checkpoint.load(path)) >= 4):
+            assert time.monotonic() < deadline, "the batch did not start"
+            time.sleep(0.05)
+        km.interrupt_kernel()
+        reply = wait_reply(kc, run_id)
+        assert reply["status"] == "error" and reply["ename"] == "QwqInterrupted"
+        assert len(reply["traceback"]) == 1 and "rows finished and kept (-o out)" in \
+            reply["traceback"][0]
+        assert wait_reply(kc, queued_id)["status"] == "aborted"
+        done = int(printed(kc, "print(out['error'].isna().sum())"))
+        assert 4 <= done < 30 and len(_checkpoint.load(path)) == done
+        assert printed(kc, "print(out.attrs['interrupted'], 'ran_after' in dir())") == \
+            "True False"
+        srv.reset()
+        again = kc.execute(cell)
+        assert wait_reply(kc, again)["status"] == "ok"
+        assert len(chat_requests(srv)) == 30 - done
+        assert printed(kc, "print(out['error'].isna().all(), len(out))") == "True 30"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
