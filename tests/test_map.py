@@ -633,3 +633,10 @@ def test_kernel_interrupt_keeps_finished_rows_stops_run_all_and_resumes(provider
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_qm_map_is_public_but_star_import_keeps_the_builtin():
+    ns: dict = {}
+    exec("from qwq_magic import *", ns)
+    assert "map" not in ns and "MapEstimate" in ns
+    assert "map" in dir(qm) and qm.map.__module__ == "qwq_magic.batch"
