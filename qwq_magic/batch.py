@@ -233,7 +233,11 @@ def _schema_fields(schema: dict[str, Any]) -> tuple[str, ...]:
 # -- the data ------------------------------------------------------------------------------------
 def _rows(data: Any) -> tuple[Any, list[dict[str, Any]]]:
     """(index, one dict per row) from a DataFrame, a Series, a list of dicts or of strings."""
-    import pandas as pd
+    try:
+        import pandas as pd
+    except ImportError:
+        raise QwqError("qm.map returns a pandas DataFrame: install pandas "
+                       "(pip install 'qwq-magic[pandas]').") from None
 
     if isinstance(data, pd.DataFrame):
         cols = [str(c) for c in data.columns]
