@@ -163,7 +163,7 @@ def test_on_error_skip_and_raise(provider_server):
 def test_rate_limits_lower_the_concurrency_and_the_bar_says_it_waits(provider_server):
     srv = provider_server
     srv.latency = 0.05
-    srv.fault("status", code=429, retry_after=0.2, times=6)
+    srv.fault("status", code=429, retry_after=0.5, times=6)
     out = qm.map("Classify: {text}", reviews(24), client=client(srv, max_retries=0),
                  concurrency=8, progress=False)
     assert out["error"].isna().all()
