@@ -68,11 +68,14 @@ _EXPORTS: dict[str, str] = {
     "Session": "state",
     "Params": "state",
     "history": "logview",
+    "map": "batch",
+    "MapEstimate": "batch",
+    "MapError": "batch",
 }
 
-# TimeoutError stays reachable as qm.TimeoutError (the old name of RequestTimeoutError) but is
-# left out of ``import *``, where it would shadow the builtin
-__all__ = [*sorted(set(_EXPORTS) - {"TimeoutError"}), "load_ipython_extension",
+# left out of ``import *``, where they would shadow builtins: TimeoutError (the old name of
+# RequestTimeoutError, still reachable as qm.TimeoutError) and map (qm.map)
+__all__ = [*sorted(set(_EXPORTS) - {"TimeoutError", "map"}), "load_ipython_extension",
            "unload_ipython_extension"]
 
 
@@ -86,7 +89,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return __all__
+    return sorted([*__all__, "map"])
 
 
 def load_ipython_extension(ipython: Any) -> None:

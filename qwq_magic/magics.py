@@ -133,6 +133,13 @@ def _cell_parser() -> _Parser:
     j.add_argument("--df", action="store_true", help="turn the JSON into a pandas DataFrame")
     j.add_argument("--retries", type=int, default=None,
                    help="repair attempts when the answer misses the schema (default 1)")
+    b = p.add_argument_group("batch: the cell is a template run over every row (qm.map)")
+    b.add_argument("--map", metavar="DF", help="a DataFrame (or list) variable; {column} is "
+                   "filled from each row; -o VAR gets the result table")
+    b.add_argument("--concurrency", type=int, default=4, metavar="N")
+    b.add_argument("--checkpoint", metavar="PATH", help=".sqlite/.jsonl/.parquet: resume")
+    b.add_argument("--on-error", dest="on_error", choices=("keep", "skip", "raise"),
+                   default="keep")
     p.add_argument("-h", "--help", action="store_true")
     p.add_argument("prompt", nargs="*", help=argparse.SUPPRESS)
     return p
@@ -253,6 +260,10 @@ class QwqMagics(Magics):
                              " (the prompt goes in the cell body; quote option values).")
         if not prompt.strip():
             raise UsageError("%%qwq: the prompt is empty: write it in the cell below the magic.")
+        if args.map is not None:
+            from .batch import map_cell
+
+            return map_cell(self, args, prompt)
         ns = self.shell.user_ns if self.shell is not None else {}
         interpolate = self.interpolate if args.interpolate is None else args.interpolate
         if interpolate:

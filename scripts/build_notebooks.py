@@ -341,6 +341,90 @@ NOTEBOOKS["teaching_demo"] = {
 }
 
 
+# -- 7. batches (qm.map) -------------------------------------------------------------------------
+def batch_spec() -> dict:
+    """The qm.map tutorial: dry run, a batch with a checkpoint, resume, JSON fields, a failing
+    row, the magic form and Dask (synchronous scheduler, replayed from the same recording)."""
+    reviews = [
+        ("The ramen was rich and the broth perfect.", "positive", "ramen"),
+        ("Cold fries, rude waiter, never again.", "negative", "fries"),
+        ("Lovely curry but we waited forty minutes.", "mixed", "curry"),
+        ("Best tiramisu I have had outside Italy.", "positive", "tiramisu"),
+        ("The steak was grey and chewy.", "negative", "steak"),
+        ("Pizza was fine, nothing special.", "mixed", "pizza"),
+        ("Fresh oysters and a friendly bar.", "positive", "oysters"),
+        ("Soup arrived lukewarm; dessert saved the evening.", "mixed", "soup"),
+        ("Dumplings fell apart; too salty.", "negative", "dumplings"),
+        ("Perfect pho on a rainy day.", "positive", "pho"),
+    ]
+    plain = "Classify the sentiment of this review as positive, negative or mixed. " \
+            "Answer with one word. Review: {text}"
+    fields = "Give the sentiment and the dish: {text}"
+    replies = []
+    for _ in range(2):  # the plain prompts run twice: pandas, then Dask
+        replies += [Reply(match=f"one word. Review: {t}", reasoning=f"The review says: {t} "
+                          f"That reads as {label}.", content=label) for t, label, _ in reviews]
+    for i, (t, label, dish) in enumerate(reviews):
+        content = ('I am not sure what this review means.' if i == 7 else
+                   f'{{"sentiment": "{label}", "dish": "{dish}"}}')
+        replies.append(Reply(match=f"and the dish: {t}", reasoning=f"Sentiment {label}; the "
+                             f"dish is {dish}.", content=content))
+    data = "[\n" + "".join(f"    {t!r},\n" for t, _, _ in reviews) + "]"
+    return {
+        "provider": "deepinfra", "model": "Qwen/QwQ-32B-Preview", "env": "DEEPINFRA_TOKEN",
+        "replies": replies,
+        "cells": [
+            md("# Batches: one prompt over a DataFrame with `qm.map`\n\nClassify reviews, "
+               "extract fields, label examples: `qm.map(template, df)` fills `{column}` from "
+               "each row, runs the requests concurrently with a progress bar, keeps every "
+               "failure in its own row, writes each finished row to a checkpoint, and resumes "
+               "without redoing finished rows. `dry_run=True` prices the job first."
+               + live_note("DeepInfra", "DEEPINFRA_TOKEN", "Qwen/QwQ-32B-Preview")),
+            setup("batch", "deepinfra", "Qwen/QwQ-32B-Preview"),
+            code("import tempfile\nfrom pathlib import Path\n\nimport pandas as pd\n\n"
+                 "import qwq_magic as qm\n\nreviews = pd.DataFrame({\"text\": " + data
+                 + "})\nreviews.index.name = \"review\"\n"
+                 "checkpoint = Path(tempfile.mkdtemp()) / \"labels.sqlite\"\n"
+                 f"template = {plain!r}"),
+            md("## Cost first\n`dry_run=True` sends nothing: it counts the requests, the input "
+               "tokens (estimated at ~4 characters per token when the model's tokenizer is not "
+               "on this machine, and labelled so), the output cap (`max_tokens` per request, "
+               "reasoning included) and the price range from the preset's prices."),
+            code("qm.map(template, reviews, dry_run=True, max_tokens=1024)", check=True),
+            md("## Run, with a checkpoint\nThe first six rows. Each finished row is written to "
+               "`labels.sqlite` as it finishes; the result keeps the input's index."),
+            code("first = qm.map(template, reviews.head(6), concurrency=4, checkpoint=checkpoint,"
+                 " max_tokens=1024)\nfirst[[\"answer\", \"reasoning_tokens\", "
+                 "\"answer_tokens\", \"error\"]]", check=True),
+            md("## Resume\nThe same call over all ten rows sends only the four that are not in "
+               "the checkpoint. (An interrupted run resumes the same way: Ctrl-C returns every "
+               "finished row, and they are already in the checkpoint.)"),
+            code("out = qm.map(template, reviews, concurrency=4, checkpoint=checkpoint, "
+                 "max_tokens=1024)\nprint(f\"sent {out.attrs['sent']} of {len(out)} rows\")\n"
+                 "reviews.join(out[[\"answer\", \"cost\"]])", check=True),
+            md("## One column per field, and a row that fails\nWith `--json` (or "
+               "`json_schema=` in Python) each schema field becomes a column. A reply that is "
+               "not valid JSON does not stop the batch: its error is in its own `error` cell "
+               "and its text in `raw`. This is the magic form: the cell is the template."),
+            code("%%qwq --map reviews -o fields --json 'sentiment, dish' --concurrency 4\n"
+                 + fields),
+            code("fields[[\"sentiment\", \"dish\", \"raw\", \"error\"]]", check=True),
+            md("## Bigger than one machine: Dask\nGive `qm.map` a Dask DataFrame and it returns "
+               "one, computed partition by partition on your cluster (each partition runs its "
+               "rows concurrently and checkpoints). Here the synchronous scheduler stands in "
+               "for a `dask.distributed` cluster."),
+            code("import dask.dataframe as dd\n\nlazy = qm.map(template, dd.from_pandas("
+                 "reviews, npartitions=2), concurrency=4, max_tokens=1024)\n"
+                 "lazy.compute(scheduler=\"synchronous\")[[\"answer\"]]", check=True),
+            md("More: [docs/batch.md](../docs/batch.md) (resume keys, rate limits, Dask "
+               "workers and keys)."),
+        ],
+    }
+
+
+NOTEBOOKS["batch"] = batch_spec()
+
+
 def build(name: str, spec: dict) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     nb.cells = copy.deepcopy(spec["cells"])
