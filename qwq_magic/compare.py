@@ -837,7 +837,8 @@ def _check_key(client: Any) -> None:
 
 def compare(prompt: Any = None, *, runs: int = 1, concurrency: int = 4, json_schema: Any = None,
             json_mode: str | None = None, retries: int = 0, dry_run: bool = False,
-            show: str | bool = "auto", max_runs: int = DEFAULT_MAX_RUNS, client: Any = None,
+            show: str | bool = "auto", max_hz: float = MAX_HZ,
+            max_runs: int = DEFAULT_MAX_RUNS, client: Any = None,
             provider: str | None = None, base_url: str | None = None, api_key: Any = None,
             account_id: str | None = None, **sweeps: Any) -> Comparison:
     """Send ``prompt`` under every combination of the swept values, ``runs`` times each.
@@ -849,7 +850,8 @@ def compare(prompt: Any = None, *, runs: int = 1, concurrency: int = 4, json_sch
 
     Every combination is validated before anything is sent. Returns the :class:`Comparison`
     (a live grid in a notebook; ``.df``, ``.plot()``, ``.runs``). ``dry_run=True`` returns it
-    unsent (``.run()`` sends it). ``show``: ``"auto"``, ``"rich"``, ``"text"`` or ``"none"``.
+    unsent (``.run()`` sends it). ``show``: ``"auto"``, ``"rich"``, ``"text"`` or ``"none"``;
+    ``max_hz``: grid redraws per second while streaming.
     """
     cmp = plan(prompt, runs=runs, concurrency=concurrency, json_schema=json_schema,
                json_mode=json_mode, retries=retries, max_runs=max_runs, client=client,
@@ -857,7 +859,7 @@ def compare(prompt: Any = None, *, runs: int = 1, concurrency: int = 4, json_sch
                **sweeps)
     if dry_run:
         return cmp
-    return cmp.run(show=show)
+    return cmp.run(show=show, max_hz=max_hz)
 
 
 # -- %%qwq --compare -------------------------------------------------------------------------

@@ -110,6 +110,10 @@ def _cell_parser() -> _Parser:
                    "guided_json, vllm_guided_json, prompt)")
     j.add_argument("--df", action="store_true", help="turn the JSON into a pandas DataFrame")
     j.add_argument("--retries", type=int, default=0, help="re-ask N times on invalid JSON")
+    k = p.add_argument_group("compare settings side by side (qm.compare)")
+    k.add_argument("--compare", action="append", metavar="NAME=V1,V2",
+                   help="sweep a parameter, model or system (repeat to multiply)")
+    k.add_argument("--runs", type=int, metavar="N", help="runs per setting (with --compare)")
     p.add_argument("-h", "--help", action="store_true")
     p.add_argument("prompt", nargs="*", help=argparse.SUPPRESS)
     return p
@@ -253,6 +257,10 @@ class QwqMagics(Magics):
             prompt = fill(prompt, ns)
         if args.out is not None and not args.out.isidentifier():
             raise UsageError(f"%%qwq: -o needs a Python variable name, not {args.out!r}.")
+        if args.compare or args.runs:
+            from .compare import compare_cell
+
+            return compare_cell(self, args, prompt)
         call: dict[str, Any] = {name: getattr(args, name) for _, name, _ in PARAM_FLAGS
                                 if getattr(args, name) is not None}
         if args.stop:
