@@ -258,7 +258,7 @@ class QwqMagics(Magics):
         if args.out is not None and not args.out.isidentifier():
             raise UsageError(f"%%qwq: -o needs a Python variable name, not {args.out!r}.")
         if args.compare or args.runs:
-            from .compare import compare_cell
+            from .comparison import compare_cell
 
             return compare_cell(self, args, prompt)
         call: dict[str, Any] = {name: getattr(args, name) for _, name, _ in PARAM_FLAGS

@@ -18,9 +18,9 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 import qwq_magic as qm
-from qwq_magic import compare as cmpmod
+from qwq_magic import comparison as cmpmod
 from qwq_magic import session
-from qwq_magic.compare import CompareInterrupted, compare
+from qwq_magic.comparison import CompareInterrupted, compare
 from qwq_magic.testing import Reply
 
 EVIL = ('Here <img src=x onerror="window.__pwned=1"> and <script>window.__pwned=2</script> '
@@ -207,7 +207,7 @@ def test_interrupt_keeps_finished_and_partial_runs(provider_server, client):
     with capture_output(), pytest.raises(CompareInterrupted) as info:
         cmp.run(show="rich")
     t.join()
-    assert info.value.comparison is cmp and cmpmod.last is cmp
+    assert info.value.comparison is cmp and qm.Comparison.last is cmp
     assert "2 of 6 runs finished, 3 partial, 1 not started" in info.value.message
     assert info.value._render_traceback_() == [info.value.message]
     assert [by[k].status for k in ("fast A", "fast B")] == ["complete", "complete"]
@@ -266,7 +266,7 @@ def test_plot_draws_every_run_as_a_point(provider_server, client):
 
 
 def test_importing_compare_stays_light():
-    code = ("import sys, qwq_magic.compare; "
+    code = ("import sys, qwq_magic.comparison; "
             "print(sorted(m for m in ('matplotlib', 'pandas', 'httpx') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
@@ -325,3 +325,79 @@ def test_magic_compare_with_json_schema_gives_field_columns(ip, provider_server)
                           "Name a pioneer.")
     df = ip.user_ns["cmp"].df
     assert {"name", "year"} <= set(df.columns) and (df["status"] == "complete").all()
+
+
+def test_public_names_are_the_functions_even_after_the_modules_load():
+    import qwq_magic.tuning as tuning
+
+    assert qm.compare is cmpmod.compare and qm.Comparison is cmpmod.Comparison
+    assert qm.tune is tuning.tune and qm.Tuner is tuning.Tuner
+
+
+# -- qm.tune -----------------------------------------------------------------------------------
+@pytest.fixture
+def fresh_params():
+    session.reset()
+    yield session.params
+    session.reset()
+
+
+def test_tune_shows_the_newest_beside_the_previous_with_what_changed(provider_server, client,
+                                                                     fresh_params):
+    provider_server.script(
+        Reply(reasoning="Warm and short.", content="Fresh bread every morning."),
+        Reply(reasoning="Bolder now.", content="Fresh <script>x()</script> bread at dawn!"),
+    )
+    t = qm.tune("Write a slogan for a bakery.", client=client)
+    assert t.widget is not None  # built: sliders for this client's ranges, Run, auto-run
+    fresh_params.update({"temperature": 0.6})
+    t.button.click()
+    t.wait()
+    fresh_params.update({"temperature": 1.2, "top_p": 0.9})
+    first = t.run(wait=True)
+    assert first is t.runs[-1] and len(t.runs) == 2
+    assert [r.json.get("temperature") for r in provider_server.requests] == [0.6, 1.2]
+    assert t.changes()[:2] == ["temperature 0.6 → 1.2", "top_p default → 0.9"]
+    diff = t.diff.value
+    assert re.search(r"<del[^>]*>every</del>", diff) and re.search(r"<ins[^>]*>dawn!</ins>", diff)
+    assert "<script>" not in diff and "&lt;script&gt;" in diff
+    assert 'data-run="2"' in t.newest.value and 'data-run="1"' in t.previous.value
+    assert "<script>" not in t.newest.value
+    assert "temperature=1.2" in t.history.value
+    t.close()
+
+
+def test_tune_auto_runs_on_release_keeps_the_last_few_and_refuses_bad_values(
+        provider_server, fresh_params):
+    c = qm.Client("deepinfra", **provider_server.client_kwargs("deepinfra"))
+    t = qm.tune("Hi.", client=c, keep=2, auto_run=True)
+    t.widget  # noqa: B018  (build the widget: auto-run follows the sliders)
+    for temp in (0.2, 0.4, 0.8):
+        fresh_params.update({"temperature": temp})
+        t.wait()
+    assert [r.params["temperature"] for r in t.runs] == [0.4, 0.8]  # keep=2
+    assert [r.json["temperature"] for r in provider_server.requests] == [0.2, 0.4, 0.8]
+    t.auto.value = False
+    fresh_params.update({"temperature": 7.0})  # out of range for DeepInfra (0–2)
+    t.button.click()
+    t.wait()
+    assert "temperature=7 is out of range" in t.status.value
+    assert len(provider_server.requests) == 3  # nothing sent
+    with pytest.raises(qm.ParameterError):
+        t.run(wait=True)
+    with pytest.raises(TypeError, match="'temperature'"):
+        qm.tune("Hi.", client=c, temperature=0.5)
+    t.close()
+    c.close()
+
+
+@given(old=st.text(max_size=60), new=st.text(max_size=60))
+def test_word_diff_keeps_every_word_and_escapes_it(old, new):
+    from html import unescape
+
+    from qwq_magic.tuning import word_diff
+
+    html = word_diff(old, new)
+    kept = re.sub(r"<del[^>]*>.*?</del>", "", html, flags=re.S)
+    assert unescape(re.sub(r"</?ins[^>]*>", "", kept)) == new
+    assert "<" not in re.sub(r"</?(ins|del)[^>]*>", "", html)

@@ -40,10 +40,6 @@ SPECIAL_SWEEPS = ("model", "system", "prompt")
 MAX_HZ = 8.0  # grid redraws per second while streaming
 DEFAULT_MAX_RUNS = 100
 
-last: Comparison | None = None
-"""The most recent comparison (also after an interrupt, when ``compare()`` did not return)."""
-
-
 class CompareInterrupted(KeyboardInterrupt):
     """The sweep was interrupted; finished and partial runs are kept. Shown as one line."""
 
@@ -254,7 +250,10 @@ class Comparison:
 
     Built (and validated) by :func:`compare`; ``compare(..., dry_run=True)`` returns it unsent,
     ``.run()`` sends it. ``.runs`` holds every :class:`Run` (``.completion`` is the reply).
+    ``Comparison.last`` is the most recent one (also after an interrupt).
     """
+
+    last: Comparison | None = None
 
     def __init__(self, client: Any, runs: list[Run], *, swept: list[str], n_runs: int,
                  concurrency: int, json_schema: Any = None, json_mode: str | None = None,
@@ -316,11 +315,10 @@ class Comparison:
     # -- running -----------------------------------------------------------------------------
     def run(self, show: str | bool = "auto", max_hz: float = MAX_HZ) -> Comparison:
         """Send every run (blocks; Ctrl-C / kernel interrupt keeps what arrived)."""
-        global last
         if self.state != "planned":
             raise QwqError("This comparison has already run; call qm.compare(...) again "
                            "for a fresh one.")
-        last = self
+        Comparison.last = self
         self.state = "running"
         view = _View(self, _mode(show), max_hz)
         worker = threading.Thread(target=self._worker, name="qwq-compare", daemon=True)
@@ -439,7 +437,7 @@ class Comparison:
     def _interrupt_message(self) -> str:
         n = self.counts()
         done = n.get("complete", 0) + n.get("error", 0)
-        where = "qm.compare.last" if _shell() is None else "_qwq_compare"
+        where = "qm.Comparison.last" if _shell() is None else "_qwq_compare"
         return (f"⏹ Interrupted: {done} of {len(self.runs)} runs finished, "
                 f"{n.get('interrupted', 0)} partial, {n.get('not run', 0)} not started; "
                 f"the comparison is in {where} (and on this exception's .comparison).")
