@@ -401,3 +401,20 @@ def test_word_diff_keeps_every_word_and_escapes_it(old, new):
     kept = re.sub(r"<del[^>]*>.*?</del>", "", html, flags=re.S)
     assert unescape(re.sub(r"</?ins[^>]*>", "", kept)) == new
     assert "<" not in re.sub(r"</?(ins|del)[^>]*>", "", html)
+
+
+def test_a_recorded_sweep_replays_each_run_its_own_take(provider_server, tmp_path):
+    path = tmp_path / "sweep.jsonl"
+    provider_server.script(*[Reply(reasoning=f"Take {i}.", content=f"Slogan {i}.")
+                             for i in range(6)])
+    rec = qm.Client("openai", cassette=path, mode="record",
+                    **provider_server.client_kwargs("vllm"))
+    live = compare("Slogan?", temperature=[0.2, 0.9], runs=3, concurrency=1, client=rec,
+                   show="none")
+    assert len(provider_server.requests) == 6
+    assert sorted(live.df["answer"]) == [f"Slogan {i}." for i in range(6)]
+    replay = qm.Client("openai", model="qwq", cassette=path, mode="replay")  # no server
+    again = compare("Slogan?", temperature=[0.2, 0.9], runs=3, concurrency=1, client=replay,
+                    show="none")
+    assert list(again.df["answer"]) == list(live.df["answer"])
+    assert len(provider_server.requests) == 6 and all(c.replayed for c in again.completions)
