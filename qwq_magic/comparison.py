@@ -456,13 +456,14 @@ class Comparison:
             return "No run finished." if self.state != "planned" else ""
         parts: list[str] = []
         if self.json_schema is not None:
+            on = _vote_fields([r for g in groups for r in g if r.ok])
+            what = f"agree on {', '.join(on)}" if on else "gave the same JSON"
             if self.n_runs > 1:
-                best = max(groups, key=lambda g: (_agreement(g)[0], -_median_tokens(g, 1)))
-                k, n = _agreement(best)
-                parts.append(f"Most consistent: {best[0].label} ({k}/{n} runs gave the same "
-                             "JSON)")
+                best = max(groups, key=lambda g: (_agreement(g, on)[0], -_median_tokens(g, 1)))
+                k, n = _agreement(best, on)
+                parts.append(f"Most consistent: {best[0].label} ({k}/{n} runs {what})")
             else:
-                keys = [_canon(g[0].data) for g in groups]
+                keys = [_canon(_pick(g[0].data, on)) for g in groups]
                 top = max(set(keys), key=keys.count)
                 agree = [g[0].label for g, key in zip(groups, keys, strict=True) if key == top]
                 parts.append(f"Most common JSON: {len(agree)} of {len(self.settings)} settings "
@@ -609,8 +610,25 @@ def _canon(data: Any) -> str:
     return json.dumps(data, sort_keys=True, default=str)
 
 
-def _agreement(group: list[Run]) -> tuple[int, int]:
-    keys = [_canon(r.data) for r in group if r.ok]
+def _vote_fields(runs: list[Run]) -> list[str]:
+    """The fields agreement is judged on: those never holding free text (booleans, numbers,
+    choices); none such → the whole object."""
+    rows = [_fields(r.data) for r in runs if isinstance(_fields(r.data), dict)]
+    if not rows:
+        return []
+    names = [k for k in rows[0] if all(k in row for row in rows)]
+    return [k for k in names if all(not isinstance(row[k], (str, list, dict)) for row in rows)]
+
+
+def _pick(data: Any, on: list[str]) -> Any:
+    if not on:
+        return data
+    f = _fields(data)
+    return {k: f.get(k) for k in on}
+
+
+def _agreement(group: list[Run], on: list[str] | None = None) -> tuple[int, int]:
+    keys = [_canon(_pick(r.data, on or [])) for r in group if r.ok]
     best = max((keys.count(k) for k in set(keys)), default=0)
     return best, len(group)
 
