@@ -418,3 +418,91 @@ def test_a_recorded_sweep_replays_each_run_its_own_take(provider_server, tmp_pat
                     show="none")
     assert list(again.df["answer"]) == list(live.df["answer"])
     assert len(provider_server.requests) == 6 and all(c.replayed for c in again.completions)
+
+
+# -- in a real kernel: the cell blocks, stays interruptible, keeps the comparison ---------------
+@pytest.mark.kernel
+def test_interrupting_a_kernel_keeps_the_comparison_and_stops_run_all(provider_server):
+    import queue
+
+    from jupyter_client.manager import start_new_kernel
+
+    srv = provider_server
+    srv.script(*[Reply.long(4000, pace=0.003) for _ in range(4)])
+    km, kc = start_new_kernel(kernel_name="python3")
+
+    def collect(msg_id: str) -> tuple[dict, list[dict]]:
+        iopub: list[dict] = []
+        reply = None
+        end = time.monotonic() + 30
+        while reply is None and time.monotonic() < end:
+            try:
+                m = kc.get_shell_msg(timeout=0.1)
+                if m["parent_header"].get("msg_id") == msg_id:
+                    reply = m
+            except queue.Empty:
+                pass
+            while True:
+                try:
+                    m = kc.get_iopub_msg(timeout=0.01)
+                except queue.Empty:
+                    break
+                if m["parent_header"].get("msg_id") == msg_id:
+                    iopub.append(m)
+        assert reply is not None, "no execute_reply"
+        return reply, iopub
+
+    try:
+        setup = kc.execute(f"%load_ext qwq_magic\n%qwq use openai --base-url "
+                           f"{srv.base_url('vllm')} --model qwq")
+        assert collect(setup)[0]["content"]["status"] == "ok"
+        sweep = kc.execute("%%qwq --compare temperature=0.2,0.6 --runs 2 --max-tokens 8000 "
+                           "-o cmp\nThink for a long time.")
+        queued = kc.execute("ran_after = True")
+        seen: list[dict] = []
+        end = time.monotonic() + 20
+        while time.monotonic() < end:  # until the grid shows reasoning streaming in
+            try:
+                m = kc.get_iopub_msg(timeout=0.1)
+            except queue.Empty:
+                continue
+            seen.append(m)
+            counts = re.findall(r"Thinking… (\d+) tokens", str(m["content"]))
+            if m["msg_type"] == "update_display_data" and any(int(n) >= 20 for n in counts):
+                break
+        km.interrupt_kernel()
+        reply, iopub = collect(sweep)
+        iopub = [m for m in seen if m["parent_header"].get("msg_id") == sweep] + iopub
+        assert reply["content"]["ename"] == "CompareInterrupted"
+        tb = reply["content"]["traceback"]
+        assert len(tb) == 1 and "in _qwq_compare" in tb[0] and "partial" in tb[0]
+        updates = [m for m in iopub if m["msg_type"] in ("display_data", "update_display_data")]
+        last = updates[-1]["content"]["data"]["text/html"]
+        assert 'data-state="interrupted"' in last and 'data-status="interrupted"' in last
+        assert collect(queued)[0]["content"]["status"] == "aborted"  # Run All stopped
+        check = kc.execute("print(cmp is _qwq_compare, sorted(set(cmp.df.status)), "
+                           "any(r.completion.reasoning_events >= 20 for r in cmp.runs), "
+                           "'ran_after' in dir())")
+        _, out = collect(check)
+        text = "".join(m["content"].get("text", "") for m in out if m["msg_type"] == "stream")
+        assert text.strip() == "True ['interrupted'] True False", text
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+@pytest.mark.parametrize(("preset", "route", "model"), [
+    ("cloudflare", "cloudflare", None), ("deepinfra", "deepinfra", None),
+    ("aimlapi", "aimlapi", "alibaba/qwen3-32b"), ("openai", "ollama", None),
+    ("openai", "llamacpp", None), ("openai", "openrouter", None)])
+def test_every_preset_sweeps(provider_server, preset, route, model):
+    kw = provider_server.client_kwargs(route)
+    if model:
+        kw["model"] = model
+    c = qm.Client(preset, **kw)
+    cmp = compare("Hi.", temperature=[0.2, 0.6], max_tokens=400, client=c, show="none")
+    df = cmp.df
+    assert list(df["status"]) == ["complete", "complete"], df["error"].tolist()
+    assert (df["answer"].str.len() > 0).all()
+    assert sorted(r.json.get("temperature") for r in provider_server.requests) == [0.2, 0.6]
+    c.close()
