@@ -342,16 +342,24 @@ class Comparison:
         return self
 
     async def arun(self) -> Comparison:
-        """Send every run on the running event loop (no display); ``await cmp.arun()``."""
+        """Send every run on the running event loop (no display); ``await cmp.arun()``.
+
+        Cancelling it keeps what arrived, like an interrupt of :meth:`run`."""
+        if self.state == "planned":
+            self.state = "running"
+            Comparison.last = self
         sem = asyncio.Semaphore(self.concurrency)  # TODO(lead): qwq_magic._concurrency limiter
         order = sorted(self.runs, key=lambda r: (r.repeat, r.setting_index))
         tasks = [asyncio.ensure_future(self._one(r, sem)) for r in order]
+        cancelled = True
         try:
             await asyncio.gather(*tasks)
+            cancelled = False
         finally:
             for t in tasks:
                 t.cancel()
             await _close_async_pool(self.client)
+            self._settle(interrupted=cancelled)
         return self
 
     async def _one(self, run: Run, sem: asyncio.Semaphore) -> None:
@@ -526,7 +534,7 @@ class Comparison:
             body += f'<div class="qwq-error" style="{_S_ERR}">⚠ {escape(err)}</div>'
         html = (f'<div class="qwq-compare-cell" data-status="{escape(r.status)}" '
                 f'data-index="{r.index}" style="{_S_CELL}">{head}{body}</div>')
-        if r.finished and self.state != "running":
+        if r.finished:  # a finished run never changes: drawn once
             self._html_cache[r.index] = html
         return html
 
@@ -659,13 +667,15 @@ def _figure(r: Run, what: str) -> float | None:
 
 
 def _stats_text(r: Run) -> str:
-    if r.completion is None:
-        return r.status
+    c = r.completion
+    if c is None or (c.usage is None and not c.reasoning_pieces and not c.content_pieces):
+        secs = r.seconds()
+        return r.status + (f" · {secs:.1f} s" if secs is not None and r.finished else "")
     rt, at, counted = r.tokens()
     parts = [r.status, f"{rt or 0:,}{' (counted)' if counted and rt else ''} / {at or 0:,} tok"]
     if (s := r.seconds()) is not None:
         parts.append(f"{s:.1f} s")
-    if (cost := r.completion.cost) is not None:
+    if (cost := c.cost) is not None:
         from .display import _fmt_cost
 
         parts.append(_fmt_cost(cost))

@@ -506,3 +506,12 @@ def test_every_preset_sweeps(provider_server, preset, route, model):
     assert (df["answer"].str.len() > 0).all()
     assert sorted(r.json.get("temperature") for r in provider_server.requests) == [0.2, 0.6]
     c.close()
+
+
+async def test_arun_sends_on_the_callers_loop(provider_server, client):
+    cmp = compare("Hi.", temperature=[0.2, 0.6], runs=2, client=client, dry_run=True)
+    assert cmp.state == "planned" and provider_server.requests == []
+    await cmp.arun()
+    assert cmp.state == "done" and [r.status for r in cmp.runs] == ["complete"] * 4
+    with pytest.raises(qm.QwqError, match="already run"):
+        cmp.run()
