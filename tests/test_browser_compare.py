@@ -7,7 +7,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser_support import JupyterLab, Notebook, artifact, launch_browser, save_console
+from browser_support import (
+    JupyterLab,
+    Notebook,
+    artifact,
+    docs_screenshot,
+    launch_browser,
+    save_console,
+)
 from playwright.sync_api import expect, sync_playwright
 
 from qwq_magic.testing import ProviderServer, Reply
@@ -105,3 +112,28 @@ def test_compare_grid_fills_in_live_and_keeps_hostile_text_inert(page: tuple[Any
     assert grid.locator("img, script, a[href^='javascript']").count() == 0
     assert pg.evaluate("() => typeof window.__pwned") == "undefined"
     assert not [c for c in console if c.startswith("dialog")]
+
+
+SLOGANS = ["Fresh bread, every morning.", "Warm loaves, warm hearts.", "Crust you can trust.",
+           "Rise and shine with us.", "Baked today, gone by noon.", "Good mornings start here."]
+
+
+def test_compare_grid_with_a_plot_for_the_docs(page: tuple[Any, list[str]],
+                                               srv: ProviderServer) -> None:
+    pg, _console = page
+    nb = Notebook(pg)
+    srv.reset()
+    srv.script(*[Reply(reasoning="A slogan for a bakery. Short and warm. " * (1 + 2 * (i // 2)),
+                       content=f"**{s}**", pace=0.005) for i, s in enumerate(SLOGANS)])
+    nb.clear()
+    nb.run_text("import qwq_magic as qm\nqm.session.reset()\n"
+                f"_ = qm.session.use('openai', **{srv.client_kwargs('vllm')!r})")
+    cell = nb.run("cmp = qm.compare('Write a slogan for a bakery.', temperature=[0.2, 0.6, 1.0], "
+                  "runs=2, concurrency=1)", timeout=60_000)
+    grid = cell.locator(".jp-OutputArea .qwq-compare")
+    expect(grid.locator(".qwq-compare-cell[data-status='complete']")).to_have_count(6)
+    expect(grid.locator(".qwq-compare-cell .qwq-answer strong").first).to_have_text(SLOGANS[0])
+    docs_screenshot(grid, "compare.png")
+    plot = nb.run("cmp.plot()").locator(".jp-OutputArea img")
+    expect(plot).to_be_visible(timeout=30_000)  # matplotlib's PNG, shown once
+    assert plot.count() == 1
