@@ -26,7 +26,7 @@ from .errors import QwqError
 
 __all__ = ["TuneRun", "Tuner", "param_changes", "tune", "word_diff"]
 
-_WORD = re.compile(r"\s+|[^\s]+")
+_WORD = re.compile(r"\s*\S+|\s+")  # words with their leading space
 _S_DEL = "background: rgba(220, 50, 50, 0.18); text-decoration: line-through"
 _S_INS = "background: rgba(40, 170, 80, 0.2); text-decoration: none"
 _S_DIM = "color: var(--jp-ui-font-color2, #777); font-size: 0.85em"

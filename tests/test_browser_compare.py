@@ -137,3 +137,37 @@ def test_compare_grid_with_a_plot_for_the_docs(page: tuple[Any, list[str]],
     plot = nb.run("cmp.plot()").locator(".jp-OutputArea img")
     expect(plot).to_be_visible(timeout=30_000)  # matplotlib's PNG, shown once
     assert plot.count() == 1
+
+
+def test_tune_run_button_streams_into_the_bench(page: tuple[Any, list[str]],
+                                               srv: ProviderServer) -> None:
+    pg, _console = page
+    nb = Notebook(pg)
+    srv.reset()
+    srv.script(Reply(reasoning="First try.", content="Fresh bread, every morning.", pace=0.01),
+               Reply(reasoning="Second try.", content="Fresh <script>window.__pwned=9</script>"
+                     " bread at dawn.", pace=0.01))
+    nb.clear()
+    nb.run_text("import qwq_magic as qm\nqm.session.reset()\n"
+                f"_ = qm.session.use('openai', **{srv.client_kwargs('vllm')!r})")
+    cell = nb.run("t = qm.tune('Write a slogan for a bakery.')\nt")
+    bench = cell.locator(".qwq-tune")
+    expect(bench).to_be_visible(timeout=30_000)
+    expect(bench.locator(".qwq-params")).to_be_visible()  # the sliders
+    nb.wait_comm_subshells()
+    bench.locator(".qwq-tune-run").click()
+    newest = bench.locator(".qwq-tune-reply[data-run='1'] .qwq-answer")
+    expect(newest).to_contain_text("Fresh bread, every morning.", timeout=15_000)
+    nb.run_text("qm.session.params.temperature = 1.1")
+    bench.locator(".qwq-tune-run").click()
+    expect(bench.locator(".qwq-tune-reply[data-run='2'] .qwq-answer")).to_contain_text(
+        "bread at dawn.", timeout=15_000)
+    expect(bench.locator(".qwq-tune-reply[data-run='1']")).to_be_visible()  # the previous one
+    changes = bench.locator(".qwq-tune-changes")
+    expect(changes).to_contain_text("temperature default → 1.1")
+    expect(changes.locator("del").first).to_be_visible()
+    expect(changes.locator("ins").first).to_be_visible()
+    assert bench.locator("script, img").count() == 0
+    assert pg.evaluate("() => typeof window.__pwned") == "undefined"
+    bench.screenshot(path=artifact("tune.png"))
+    assert [r.json.get("temperature") for r in srv.requests] == [None, 1.1]
