@@ -994,7 +994,7 @@ def _map_dask(ddf: Any, plan: _Plan, dry_run: bool) -> Any:
 # -- the magic form ------------------------------------------------------------------------------
 def map_cell(magics: Any, args: Any, prompt: str) -> Any:
     """``%%qwq --map DF [-o VAR] …``: the cell is the template, DF a notebook variable."""
-    from .magics import PARAM_FLAGS, QwqInterrupted, UsageError
+    from .magics import QwqInterrupted, UsageError, call_options, schema_arg
 
     ns = magics.shell.user_ns if magics.shell is not None else {}
     name = args.map
@@ -1009,15 +1009,10 @@ def map_cell(magics: Any, args: Any, prompt: str) -> Any:
                          "field): leave out --df.")
     if args.out is not None and not args.out.isidentifier():
         raise UsageError(f"%%qwq: -o needs a Python variable name, not {args.out!r}.")
-    params: dict[str, Any] = {n: getattr(args, n) for _, n, _ in PARAM_FLAGS
-                              if getattr(args, n) is not None}
-    if args.stop:
-        params["stop"] = args.stop
-    if args.enable_thinking is not None:
-        params["enable_thinking"] = args.enable_thinking
+    params = call_options(args, system=False)
     schema = None
     if args.json is not None:
-        schema = ns.get(args.json, args.json) if args.json.isidentifier() else args.json
+        schema = schema_arg(args.json, ns)
     interpolate_on = magics.interpolate if args.interpolate is None else args.interpolate
     if not interpolate_on:
         raise UsageError("%%qwq --map fills {column} from each row: --no-interpolate would send "

@@ -107,6 +107,8 @@ class Cassette:
         self.mode: str = mode
         self.speed = _speed(speed)
         self._entries: dict[str, dict[str, Any]] = {}
+        self._fresh: set[str] = set()  # keys recorded by this object: a repeat adds a take
+        self._played: dict[str, int] = {}  # replays per key: repeats get the takes in turn
         if self.path.exists():
             self._load()
         elif mode == "replay":
@@ -165,6 +167,7 @@ class Cassette:
             entry = self._lookup(call.req)
             if entry is None:
                 raise self._miss(call.req)
+            entry = {**entry, "events": self._take(entry)}
             t0 = time.perf_counter()
             for dt, ev in self._events(entry):
                 if self.speed:
@@ -189,6 +192,7 @@ class Cassette:
             entry = self._lookup(call.req)
             if entry is None:
                 raise self._miss(call.req)
+            entry = {**entry, "events": self._take(entry)}
             t0 = time.perf_counter()
             for dt, ev in self._events(entry):
                 if self.speed:
@@ -206,8 +210,15 @@ class Cassette:
             yield ev
         self._store(call, recorded)
 
-    @staticmethod
-    def _events(entry: dict[str, Any]) -> Iterator[tuple[float, Event]]:
+    def _take(self, entry: dict[str, Any]) -> list[list[Any]]:
+        """The recorded events for this replay: the same request asked again (``runs=3`` of
+        one setting) gets the next take, cycling through them."""
+        takes = [entry["events"], *entry.get("more", ())]
+        n = self._played.get(entry["key"], 0)
+        self._played[entry["key"]] = n + 1
+        return takes[n % len(takes)]
+
+    def _events(self, entry: dict[str, Any]) -> Iterator[tuple[float, Event]]:
         for item in entry["events"]:
             yield item[0], decode(item[1:])
 
@@ -237,10 +248,16 @@ class Cassette:
         if call.completion.status != "complete":
             return  # never record a broken or stopped stream
         norm = normalized_request(call.req)
-        self._entries[request_key(norm)] = {
-            "key": request_key(norm),
-            "request": norm,
-            "events": recorded,
-            "recorded": time.strftime("%Y-%m-%d"),
-        }
+        key = request_key(norm)
+        old = self._entries.get(key)
+        if old is not None and key in self._fresh:  # asked again in this session: one more take
+            old.setdefault("more", []).append(recorded)
+        else:
+            self._entries[key] = {
+                "key": key,
+                "request": norm,
+                "events": recorded,
+                "recorded": time.strftime("%Y-%m-%d"),
+            }
+            self._fresh.add(key)
         self._save()

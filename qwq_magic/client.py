@@ -189,6 +189,14 @@ class Client:
                 _BACKGROUND.add(t := loop.create_task(ahttp.aclose()))
                 t.add_done_callback(_BACKGROUND.discard)
 
+    async def aclose_pool(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Close the async connection pool if it belongs to ``loop`` (default: the running
+        one) — for a private loop about to end (``compare``/``map`` workers)."""
+        loop = loop or asyncio.get_running_loop()
+        if self._ahttp is not None and self._ahttp_loop is loop:
+            pool, self._ahttp = self._ahttp, None
+            await pool.aclose()
+
     async def aclose(self) -> None:
         if self._ahttp is not None:
             await self._ahttp.aclose()

@@ -140,6 +140,10 @@ def _cell_parser() -> _Parser:
     b.add_argument("--checkpoint", metavar="PATH", help=".sqlite/.jsonl/.parquet: resume")
     b.add_argument("--on-error", dest="on_error", choices=("keep", "skip", "raise"),
                    default="keep")
+    k = p.add_argument_group("compare settings side by side (qm.compare)")
+    k.add_argument("--compare", action="append", metavar="NAME=V1,V2",
+                   help="sweep a parameter, model or system (repeat to multiply)")
+    k.add_argument("--runs", type=int, metavar="N", help="runs per setting (with --compare)")
     p.add_argument("-h", "--help", action="store_true")
     p.add_argument("prompt", nargs="*", help=argparse.SUPPRESS)
     return p
@@ -272,12 +276,11 @@ class QwqMagics(Magics):
             prompt = fill(prompt, ns)
         if args.out is not None and not args.out.isidentifier():
             raise UsageError(f"%%qwq: -o needs a Python variable name, not {args.out!r}.")
-        call: dict[str, Any] = {p.name: getattr(args, p.name) for p in REGISTRY
-                                if p.flag and getattr(args, p.name) is not None}
-        if call.get("enable_thinking") is False and "thinking_budget" not in call:
-            call["thinking_budget"] = None  # --no-thinking wins over a session thinking_budget
-        if args.system or session.system:
-            call["system"] = args.system or session.system
+        if args.compare or args.runs:
+            from .comparison import compare_cell
+
+            return compare_cell(self, args, prompt)
+        call = call_options(args)
         history: list[dict[str, Any]] = []
         if args.chat:
             if args.new:
@@ -289,7 +292,7 @@ class QwqMagics(Magics):
             raise UsageError("%%qwq: --new starts a conversation: use it with --chat [NAME].")
         schema = None
         if args.json is not None:
-            schema = _schema_arg(args.json, ns)
+            schema = schema_arg(args.json, ns)
         elif args.df:
             raise UsageError("%%qwq: --df needs --json SCHEMA (the shape of the table).")
         if schema is not None and args.df:
@@ -589,7 +592,19 @@ class _Renderer:
             self.term.finish(c, note=note)
 
 
-def _schema_arg(text: str, ns: dict[str, Any]) -> Any:
+def call_options(args: argparse.Namespace, system: bool = True) -> dict[str, Any]:
+    """The sampling options (and system prompt) a ``%%qwq`` line gives: one reading of the
+    flags for the plain cell, ``--compare`` and ``--map``."""
+    call: dict[str, Any] = {p.name: getattr(args, p.name) for p in REGISTRY
+                            if p.flag and getattr(args, p.name) is not None}
+    if call.get("enable_thinking") is False and "thinking_budget" not in call:
+        call["thinking_budget"] = None  # --no-thinking wins over a session thinking_budget
+    if system and (args.system or session.system):
+        call["system"] = args.system or session.system
+    return call
+
+
+def schema_arg(text: str, ns: dict[str, Any]) -> Any:
     """``--json X``: a notebook variable when X names one; an identifier naming none is a
     mistake (a misspelled variable), not a one-field schema."""
     if not text.isidentifier():

@@ -235,34 +235,109 @@ NOTEBOOKS["structured_output"] = {
 # -- 4. prompt tuning ---------------------------------------------------------------------------
 SLOGANS = ["Fresh bread, every morning.", "Warm loaves, warm hearts.",
            "Crust you can trust.", "Rise and shine with us.",
-           "Where flour becomes magic at dawn."]
+           "Where flour becomes magic at dawn.", "Baked today, gone by noon.",
+           "Our ovens wake before you do.", "Good mornings start here.",
+           "Butter, flour, love. Repeat.", "The neighbourhood's warmest corner.",
+           "Knead we say more?", "From our oven to your table, still warm.",
+           "Every crumb tells a story of the early hours we keep for you.",
+           "Sourdough, sweet rolls, smiles.", "Bread worth getting up for.",
+           "Hot from the oven, close to home."]
+THOUGHTS = ["A slogan for a bakery. Short, warm.",
+            "A slogan for a bakery. It should be short and warm. Maybe mention the morning, "
+            "since bakers start early. Or the smell of bread. Let me pick one.",
+            "A bakery slogan. Wordplay could work: knead / need, rise, crust / trust. But "
+            "wordplay can feel cheesy. Something warm and simple might be better. Hmm, the "
+            "morning angle is nice too: fresh bread before everyone is awake. Let me weigh "
+            "both and go with the one that sounds friendliest."]
+PRIME = [('{"prime": false, "reason": "221 = 13 × 17"}', "221: try 13: 13 × 17 = 221. Not "
+          "prime."), ('{"prime": false, "reason": "13 × 17 = 221"}', "Check divisors up to "
+          "14. 221 / 13 = 17. Composite."),
+         ('{"prime": true, "reason": "no divisor up to 10"}', "2, 3, 5, 7 do not divide "
+          "221, so it looks prime.")]
 NOTEBOOKS["prompt_tuning"] = {
     "provider": "deepinfra", "model": "Qwen/QwQ-32B", "env": "DEEPINFRA_TOKEN",
     "replies": [
-        *[Reply(match="slogan", reasoning=f"A slogan for a bakery. Short, warm. Option "
-                f"{i + 1}: '{s}' Good.", content=s) for i, s in enumerate(SLOGANS)],
+        *[Reply(match="slogan", reasoning=f"{THOUGHTS[i % 3]} Option {i + 1}: '{s}' Good.",
+                content=s) for i, s in enumerate(SLOGANS)],
+        *[Reply(match="221", reasoning=PRIME[i][1], content=PRIME[i][0])
+          for i in (0, 1, 0, 0, 1, 2)],
     ],
     "cells": [
-        md("# Prompt tuning: every sampling parameter, with sliders\n\n`qm.ParamsPanel()` "
-           "shows a control for every parameter the current provider supports, with that "
-           "provider's documented range and default. The sliders, `%qwq set` and the Python "
-           "API share **one** parameter object: move a slider and the next `%%qwq` uses it."
+        md("# Prompt tuning: sliders, side-by-side sweeps, before and after\n\n"
+           "`qm.ParamsPanel()` shows a control for every parameter the current provider "
+           "supports, with that provider's documented range and default. `qm.compare` sends one "
+           "prompt under several settings at once and shows the replies side by side as they "
+           "stream; `qm.tune` puts the sliders next to the newest answer and the one before."
            + live_note("DeepInfra", "DEEPINFRA_TOKEN", "Qwen/QwQ-32B")),
         setup("prompt_tuning", "deepinfra", "Qwen/QwQ-32B"),
         code("import qwq_magic as qm\n\nqm.ParamsPanel()"),
-        md("`%qwq set` changes the same values (and moves the sliders above). Values are "
-           "checked against the provider's ranges before anything is sent:"),
+        md("The sliders, `%qwq set` and the Python API share **one** parameter object: move a "
+           "slider and the next call uses it. Values are checked against the provider's ranges "
+           "before anything is sent:"),
         code("%qwq set temperature=0.6 top_p=0.95"),
         code("%qwq set temperature=3", raises=True),
         code("%qwq params"),
-        md("## Compare settings side by side\nThe Python API takes the same parameters; "
-           "here, one prompt at five temperatures (same seed)."),
-        code("import pandas as pd\n\nclient = qm.session.client()\nrows = []\n"
-             "for t in [0.0, 0.3, 0.6, 1.0, 1.5]:\n"
-             "    c = client.complete(\"Write a slogan for a bakery.\", temperature=t, seed=7, "
-             "max_tokens=512)\n"
-             "    rows.append({\"temperature\": t, \"slogan\": c.content, "
-             "\"tokens\": c.usage.completion_tokens})\npd.DataFrame(rows)", check=True),
+        md("## Compare settings side by side\n`qm.compare` takes a list of values for any "
+           "sampling parameter (also `model=[…]`, `system=[…]`, `prompt=[…]`); several lists "
+           "multiply. Every combination × `runs` is checked first (one bad value refuses the "
+           "whole sweep, nothing is sent), then sent concurrently. The grid fills in as the "
+           "replies stream: one cell per run with its folded reasoning, the answer, reasoning / "
+           "answer tokens, time and cost. A run that fails shows its error in its cell; the "
+           "others still land."),
+        code("cmp = qm.compare(\"Write a slogan for a bakery.\", temperature=[0.2, 0.6, 1.0], "
+             "runs=3, max_tokens=512)"),
+        md("`cmp.df` has one row per run: the swept values, then the answer, the reasoning and "
+           "the figures."),
+        code("cmp.df[[\"temperature\", \"run\", \"answer\", \"reasoning_tokens\", "
+             "\"answer_tokens\", \"status\"]]", check=True),
+        md("`cmp.plot()` draws reasoning tokens, answer tokens and seconds per setting, each "
+           "run a point and the median a line (matplotlib is imported only now)."),
+        code("cmp.plot()"),
+        md("## Which setting agrees with itself?\nWith `json_schema` the parsed fields become "
+           "columns, so agreement across runs is visible, and the grid's last line names the "
+           "most consistent setting."),
+        code("votes = qm.compare(\"Is 221 a prime number?\", json_schema=\"prime bool, reason\","
+             "\n                   temperature=[0.2, 1.0], runs=3, max_tokens=512)"),
+        code("print(votes.summary())", check=True),
+        code("votes.df[[\"temperature\", \"run\", \"prime\", \"reason\"]]", check=True),
+        md("## The same from the magic\n`--compare NAME=V1,V2` (repeat it to multiply) and "
+           "`--runs N`; `-o` keeps the comparison."),
+        code("%%qwq --compare temperature=0.2,1.0 --runs 2 --max-tokens 512 -o cmp2\n"
+             "Write a slogan for a bakery."),
+        code("cmp2.df[[\"temperature\", \"run\", \"answer\"]]", check=True),
+        md("## A tuning bench: before and after\n`qm.tune(prompt)` shows the sliders, a "
+           "**Run** button (tick *auto-run* to run whenever a slider is released), the newest "
+           "answer beside the previous one, and what changed: the parameters, the token counts "
+           "and a word-level diff of the answer. It keeps the last few runs. Here two runs "
+           "are started from Python; in a live notebook, move a slider and press Run."),
+        code("bench = qm.tune(\"Write a slogan for a bakery.\")\n"
+             "bench.run(wait=True)\n"
+             "qm.session.params.temperature = 1.0  # what moving the slider does\n"
+             "bench.run(wait=True)\n"
+             "bench"),
+        code("print(\"\\n\".join(bench.changes()))", check=True),
+        md("## How much faster is concurrent?\nThe runs of a sweep go out together (at most "
+           "`concurrency` at a time, 4 by default). This cell measures it against the local "
+           "provider server with 0.5 s of latency before each reply, over real HTTP: 8 runs at "
+           "once versus one after another."),
+        code("import time\n\nfrom qwq_magic.testing import ProviderServer\n\n"
+             "with ProviderServer(latency=0.5) as srv:\n"
+             "    local = qm.Client(\"openai\", **srv.client_kwargs(\"vllm\"))\n"
+             "    srv.latency = 0\n"
+             "    qm.compare(\"Hi.\", temperature=[0.2, 0.4], client=local, show=\"none\")"
+             "  # warm up\n"
+             "    srv.latency = 0.5\n"
+             "    wall = {}\n"
+             "    for conc in (8, 1):\n"
+             "        t0 = time.perf_counter()\n"
+             "        qm.compare(\"Hi.\", temperature=[0.2, 0.4, 0.6, 0.8], runs=2, "
+             "concurrency=conc,\n                   client=local, show=\"none\")\n"
+             "        wall[conc] = time.perf_counter() - t0\n"
+             "print(f\"8 at once: {wall[8]:.2f} s · one after another: {wall[1]:.2f} s · "
+             "{wall[1] / wall[8]:.1f}× faster\")"),
+        md("Measured by `benchmarks/bench_compare.py` on a 2-core machine (median of 5): "
+           "**0.57 s** for 8 concurrent runs versus **4.35 s** one after another, "
+           "**7.6×** faster (the ideal is 8×: each reply also takes ~45 ms to stream)."),
     ],
 }
 

@@ -67,6 +67,12 @@ class _Handled(Exception):
     pass
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    # socketserver's listen backlog is 5: an 8th simultaneous connect was dropped and retried
+    # by the kernel a second later (a stall no real provider shows)
+    request_queue_size = 128
+
+
 class _State:
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -139,7 +145,7 @@ class ProviderServer:
         class Handler(_Handler):
             st = state
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd = _HTTPServer((host, port), Handler)
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
