@@ -5,5 +5,5 @@ cd "$(dirname "$0")/.."
 out=$(mktemp -d)
 .venv/bin/python -m pip wheel -q --no-deps . -w "$out"
 whl=$(ls "$out"/*.whl)
-unzip -l "$whl" | grep -q "qwq_magic/static/panel.js" || { echo "wheel has no widget bundle"; unzip -l "$whl"; exit 1; }
-echo "wheel ok: $(basename "$whl") ships qwq_magic/static/panel.js"
+unzip -l "$whl" | grep -q "qwq_magic/widgets/static/panel.js" && unzip -l "$whl" | grep -q "qwq_magic/widgets/static/panel.css" || { echo "wheel has no widget bundle"; unzip -l "$whl"; exit 1; }
+echo "wheel ok: $(basename "$whl") ships qwq_magic/widgets/static/panel.js"
