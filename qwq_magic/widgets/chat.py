@@ -30,8 +30,10 @@ from .params import CONTROL_NAMES, coerce, controls_for, display_value, presets_
 
 FLUSH_HZ = 30.0
 TICK_S = 0.5  # the clock redraws this often while nothing arrives
-LIVE_BYTES_PER_S = 120_000  # live updates' payload per second, answering…
-THINKING_BYTES_PER_S = 24_000  # …and thinking (a short tail: the rate is what matters)
+# the pace scales with FLUSH_HZ: while thinking 0.4 × its rate; payload per second capped at
+# 4,000 bytes × FLUSH_HZ answering (120 KB/s) and 800 × FLUSH_HZ thinking (24 KB/s)
+THINKING_SHARE, LIVE_BYTES_PER_HZ, THINKING_BYTES_PER_HZ = 0.4, 4000, 800
+LIVE_REASONING_CHARS = 480  # the reasoning tail a live update carries (a few lines)
 STATIC = Path(__file__).resolve().parent / "static"  # the view's ESM and CSS
 
 
@@ -72,7 +74,8 @@ def assistant_message(c: Completion, final: bool, idle: float | None = None) -> 
         "role": "assistant",
         "text": "",
         "html": markdown_html(c.content, key=("chat", id(c))) if c.content else "",
-        "reasoning": c.reasoning if final else live_tail(c.reasoning_pieces),
+        "reasoning": c.reasoning if final else live_tail(c.reasoning_pieces,
+                                                         LIVE_REASONING_CHARS),
         "thinking": v.thinking and not final,
         "summary": v.summary,
         "footer": v.footer if final else "",
@@ -312,8 +315,9 @@ class ChatPanel(anywidget.AnyWidget):
         try:
             s = self.session.client().astream(text, history=history, system=self.system)
             c = s.completion
-            throttle = Throttle(FLUSH_HZ, max_bytes_per_s=LIVE_BYTES_PER_S,
-                                thinking_bytes_per_s=THINKING_BYTES_PER_S)
+            throttle = Throttle(FLUSH_HZ, thinking_hz=FLUSH_HZ * THINKING_SHARE,
+                                max_bytes_per_s=FLUSH_HZ * LIVE_BYTES_PER_HZ,
+                                thinking_bytes_per_s=FLUSH_HZ * THINKING_BYTES_PER_HZ)
             self._push(c, False, epoch, throttle)
             ticker = asyncio.ensure_future(self._clock(c, epoch, throttle))
             async for _ev in s:
