@@ -18,7 +18,7 @@ import re
 from collections import OrderedDict
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 # -- links -----------------------------------------------------------------------------------
 _BAD_SCHEME = re.compile(r"^(?:javascript|vbscript|file|data):")
@@ -28,7 +28,7 @@ _CONTROL = re.compile(r"[\x00-\x20\x7f]+")
 def unsafe_url(url: str) -> bool:
     """Whether ``url`` would run or embed something: ``javascript:`` and friends, spelled with
     entities, backslashes, case or control characters included."""
-    u = _html.unescape(_html.unescape(url)).replace("\\", "")
+    u = unquote(_html.unescape(_html.unescape(url))).replace("\\", "").lstrip("<")
     u = _CONTROL.sub("", u).lower()
     return bool(_BAD_SCHEME.match(u))
 
@@ -256,9 +256,9 @@ def md_literal(text: str) -> str:
 
 
 def _escape_prose(seg: str, remote_images: bool) -> str:
-    seg = seg.replace("<", "&lt;")
     seg = _LINK_DEST.sub(lambda m: ("]\\(" + m.group(0)[2:]) if unsafe_url(m.group(1))
                          else m.group(0), seg)
+    seg = seg.replace("<", "&lt;")
     if not remote_images:
         seg = seg.replace("![", "!\\[")
     return seg

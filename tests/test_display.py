@@ -541,3 +541,136 @@ def test_terminal_stream_prints_answer_not_streamed() -> None:
     c.finish()
     TerminalStream(out=out).finish(c)
     assert out.getvalue().startswith("replayed answer\n") and "↻ replay" in out.getvalue()
+
+
+# -- hostile output through every serialiser ---------------------------------------------------
+from hostile import DEEP, MARK, PAYLOADS, check_html  # noqa: E402
+
+from qwq_magic.display import live_bundle, printable  # noqa: E402
+
+
+def _permissive_markdown(text: str) -> str:
+    """A renderer that trusts its input: raw HTML on and every link allowed (the worst viewer a
+    saved notebook's text/markdown may meet)."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": True}).enable("table")
+    md.validateLink = lambda url: True  # type: ignore[method-assign]
+    return str(md.render(text))
+
+
+def test_the_hostile_corpus_is_big_enough() -> None:
+    assert len(PAYLOADS) >= 50 and len(set(PAYLOADS)) == len(PAYLOADS)
+
+
+@pytest.mark.parametrize("where", ["answer", "reasoning"])
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_hostile_payload_in_every_copy(payload: str, where: str) -> None:
+    c = make(payload if where == "reasoning" else "thinking",
+             payload if where == "answer" else "the answer")
+    live = live_bundle(c)
+    assert check_html(live["text/html"]) == [], live["text/html"]
+    c.finish()
+    b = render_bundle(c)
+    assert check_html(b["text/html"]) == [], b["text/html"]
+    shown = _permissive_markdown(b["text/markdown"])
+    assert check_html(shown) == [], (b["text/markdown"], shown)
+    assert "\x1b" not in b["text/plain"]
+    if where == "answer":  # nothing the model sent is lost from the plain copy
+        assert printable(payload) in b["text/plain"]
+        assert printable(payload) in render_bundle(c, raw=True)["text/plain"]
+        raw_md = _permissive_markdown(render_bundle(c, raw=True)["text/markdown"])
+        assert check_html(raw_md) == [], raw_md
+    out = io.StringIO()
+    ts = TerminalStream(out=out)
+    for ev in (ReasoningDelta(payload), ContentDelta(payload)):
+        ts.on_event(ev)
+    ts.finish(c)
+    assert "\x1b" not in out.getvalue() and printable(payload) in out.getvalue()
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_hostile_payload_in_the_panel_message(payload: str) -> None:
+    from qwq_magic.widgets.chat import assistant_message
+
+    c = make(payload, payload)
+    for final in (False, True):
+        if final:
+            c.finish("error", RuntimeError(payload))
+        msg = assistant_message(c, final)
+        assert check_html(msg["html"]) == [], msg["html"]
+        assert MARK in msg["reasoning"] or "onerror" not in payload  # text, shown as text
+
+
+def test_markdown_copy_keeps_code_where_every_renderer_agrees() -> None:
+    from qwq_magic._markdown import markdown_copy
+
+    src = ("Use `a<b` and ``x `<y>` z``.\n\n```html\n<div>x</div>\n```\n\n"
+           "    <indented>\n\n- item `<li-code>`\n\n  ```\n  <nested>\n  ```\n")
+    out = markdown_copy(src)
+    assert "`a<b`" in out and "``x `<y>` z``" in out and "```html\n<div>x</div>\n```" in out
+    assert "    <indented>" in out  # a top-level indented code block
+    assert "`<li-code>`" in out  # a one-line code span, even in a list
+    assert "&lt;nested&gt;" in out  # a fence inside a list: not every renderer agrees
+    shown = _permissive_markdown(out)
+    assert "<div>" not in shown and "&lt;div&gt;x&lt;/div&gt;" in shown  # code shows as code
+
+
+def test_unsafe_links_are_plain_text_in_html_and_markdown() -> None:
+    for payload in ("[go](javascript:alert(1))", "[go](java&#115;cript:alert(1))",
+                    "[go](data:text/html,x)", "[go](vbscript:x)"):
+        c = make("", payload)
+        c.finish()
+        b = render_bundle(c)
+        assert "<a " not in b["text/html"].split('class="qwq-answer"')[1], b["text/html"]
+        assert "<a " not in _permissive_markdown(b["text/markdown"])
+        assert "go" in b["text/html"]  # the text stays
+    c = make("", "[ok](https://example.com/a?b=1)")
+    c.finish()
+    html = render_bundle(c)["text/html"]
+    assert 'href="https://example.com/a?b=1"' in html and 'rel="noopener noreferrer nofollow"' in html
+
+
+def test_remote_images_are_links_naming_the_host_unless_allowed() -> None:
+    c = make("", "See ![a chart](https://img.example.org/c.png?q=SECRET) here.")
+    c.finish()
+    b = render_bundle(c)
+    assert "<img" not in b["text/html"]
+    assert "🖼 a chart (img.example.org)" in b["text/html"]
+    assert 'href="https://img.example.org/c.png?q=SECRET"' in b["text/html"]
+    assert "<img" not in _permissive_markdown(b["text/markdown"])
+    allowed = render_bundle(c, remote_images=True)
+    assert '<img src="https://img.example.org/c.png?q=SECRET"' in allowed["text/html"]
+    assert 'referrerpolicy="no-referrer"' in allowed["text/html"]
+    assert "<img" in _permissive_markdown(allowed["text/markdown"])
+    assert check_html(allowed["text/html"], remote_images=True) == []
+
+
+def test_remote_images_follow_the_magics_config() -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from qwq_magic.display import remote_images_allowed
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "qwq_magic")
+    try:
+        assert remote_images_allowed() is False
+        ip.run_line_magic("config", "QwqMagics.remote_images = True")
+        assert remote_images_allowed() is True
+        c = make("", "![x](https://img.example.org/y.png)")
+        c.finish()
+        assert "<img" in render_bundle(c)["text/html"]
+    finally:
+        ip.run_line_magic("config", "QwqMagics.remote_images = False")
+    assert remote_images_allowed() is False
+
+
+@pytest.mark.parametrize("text", DEEP)
+def test_deep_nesting_keeps_the_rest_of_the_answer(text: str) -> None:
+    marker = text.rsplit("AFTER-", 1)[1].split()[0]
+    c = make("", text)
+    c.finish()
+    html = render_bundle(c)["text/html"]
+    assert "AFTER-" + marker in html
+    assert "deep" in html or "level" in html or "x" in html
+    assert "AFTER-" + marker in render_markdown_full(text)
