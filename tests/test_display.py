@@ -674,3 +674,176 @@ def test_deep_nesting_keeps_the_rest_of_the_answer(text: str) -> None:
     assert "AFTER-" + marker in html
     assert "deep" in html or "level" in html or "x" in html
     assert "AFTER-" + marker in render_markdown_full(text)
+
+
+# -- one view: wording shared by every front end ---------------------------------------------
+def test_cut_off_while_thinking_and_while_answering_say_which_and_what_to_do() -> None:
+    from qwq_magic.view import view_of
+
+    thinking = make("still thinking")
+    thinking.add(Finish("length"))
+    thinking.finish()
+    answering = make("thought", "The answer")
+    answering.add(Finish("length"))
+    answering.finish()
+    for c, words in ((thinking, "Thinking used up max_tokens"),
+                     (answering, "The answer was cut off by max_tokens")):
+        b = render_bundle(c)
+        for mime in ("text/html", "text/markdown", "text/plain"):
+            text = b[mime].replace("\\", "")  # Markdown escapes max\_tokens
+            assert words in text and "%qwq continue" in text, mime
+        panel = view_of(c, surface="panel").status_line[1]
+        assert words in panel and "under Sampling" in panel
+    done = make("t", "The answer.")
+    done.add(Finish("stop"))
+    done.finish()
+    assert "cut off" not in render_bundle(done)["text/plain"]
+
+
+def test_counted_usage_is_labelled_and_absurd_rates_are_not_shown() -> None:
+    c = make("a b", "c d e")
+    c.add(ReasoningDelta("f"))
+    c.timings.end = c.timings.start + 2.0
+    c.timings.first_token = c.timings.start + 0.5
+    c.finish()
+    foot = footer_text(c)
+    assert "~3 tokens (counted)" in foot or "~4 tokens (counted)" in foot
+    assert "~" in foot.split("tok/s")[0].rsplit("·", 1)[-1]  # the rate is counted too
+    instant = make("", "all at once")  # a non-streaming reply: first token = end
+    instant.add(Usage(prompt_tokens=3, completion_tokens=500))
+    instant.timings.end = instant.timings.first_token
+    instant.finish()
+    assert "tok/s" not in footer_text(instant) and "3 → 500 tokens" in footer_text(instant)
+
+
+def test_waiting_and_stall_lines_move_with_the_clock() -> None:
+    from qwq_magic.view import progress_text
+
+    c = make()
+    c.timings.start = 100.0
+    assert progress_text(c, now=101.25) == "Waiting for the model… 1.2 s"
+    assert progress_text(c, now=103.0) == "Waiting for the model… 3.0 s"
+    c.add(ContentDelta("partial"))
+    assert progress_text(c, idle=0.2) == ""
+    assert progress_text(c, idle=2.5) == "No new tokens for 2.5 s…"
+    c.finish("error", RuntimeError("x"))
+    assert progress_text(c, idle=9) == ""
+
+
+def test_throttle_paces_thinking_and_caps_bytes_per_second() -> None:
+    from qwq_magic.view import Throttle
+
+    clock = FakeClock()
+    th = Throttle(20, thinking_hz=10, max_bytes_per_s=10_000, overhead=0, clock=clock)
+    assert th.due() and th.due(thinking=True)
+    th.sent(100)
+    clock.t = 0.06
+    assert th.due() and not th.due(thinking=True)  # 1/20 s passed, not 1/10 s
+    clock.t = 0.11
+    assert th.due(thinking=True)
+    th.sent(5_000)  # a big update: the next waits 0.5 s whatever the rate
+    clock.t = 0.11 + 0.3
+    assert not th.due()
+    clock.t = 0.11 + 0.51
+    assert th.due()
+
+
+def test_the_clock_ticks_while_waiting_and_never_in_the_final_output() -> None:
+    clock = FakeClock()
+    published: list[dict[str, str]] = []
+    live = LiveDisplay(publish=lambda b, first: published.append(b), clock=clock, tick=None)
+    c = make()
+    c.timings.start = time.perf_counter() - 0.0
+    live.update(c, force=True)
+    assert "Waiting for the model…" in published[-1]["text/html"]
+    clock.t = 0.2
+    assert live.tick() and len(published) == 1  # redrawn only after a quiet TICK_S
+    clock.t = 0.6
+    c.timings.start -= 2.0  # two seconds pass for the request
+    assert live.tick() and len(published) == 2
+    assert re.search(r"Waiting for the model… [2-9]\.\d s", published[-1]["text/html"])
+    c.add(ContentDelta("first"))
+    clock.t = 0.7
+    live.update(c)
+    clock.t = 2.0
+    live.tick()
+    assert "No new tokens for" in published[-1]["text/html"]  # a stall after the first token
+    c.finish("error", RuntimeError("boom"))
+    live.finish(c)
+    assert not live.tick()  # over: nothing more to tick
+    final = published[-1]
+    for mime in final:
+        assert "Waiting" not in final[mime] and "No new tokens" not in final[mime]
+    assert "⚠ boom" in final["text/html"]
+
+
+def test_the_ticker_thread_redraws_a_stalled_display_and_stops() -> None:
+    import threading
+
+    seen = threading.Event()
+    published: list[dict[str, str]] = []
+
+    def publish(b: dict[str, str], first: bool) -> None:
+        published.append(b)
+        if len(published) >= 3:
+            seen.set()
+
+    live = LiveDisplay(publish=publish, tick=0.02)
+    c = make()
+    live.update(c, force=True)
+    assert seen.wait(10), "the clock never redrew"
+    assert live._ticker is not None and live._ticker.running
+    c.finish("complete")
+    live.finish(c)
+    assert not live._ticker.running
+
+
+def test_reclassified_answer_moves_into_the_fold_everywhere() -> None:
+    """A ``</think>`` with no opening tag turns the answer so far into reasoning mid-stream."""
+    from qwq_magic.widgets.chat import assistant_message
+
+    c = make()
+    for piece in ("Let me see. ", "**Two** and two\n\n", "is four."):
+        c.add(ContentDelta(piece))
+    before = live_bundle(c)["text/html"]
+    assert "<strong>Two</strong>" in before and "qwq-reasoning" not in before
+    assert assistant_message(c, False)["html"]
+    # what the splitter does: the content so far becomes reasoning, the answer starts afresh
+    c._reasoning[:] = list(c._content)
+    c._content.clear()
+    c._cache[:] = [None, None]
+    c._n_events[:] = [c._n_events[1], 0]
+    c.reasoning_complete = True
+    after = live_bundle(c)["text/html"]
+    assert 'class="qwq-answer"' not in after and "**Two** and two" in after
+    assert " open" not in details_tag(after) and "Thought for" in after
+    msg = assistant_message(c, False)
+    assert msg["html"] == "" and "**Two**" in msg["reasoning"] and not msg["thinking"]
+    c.add(ContentDelta("Four."))
+    c.finish()
+    final = render_bundle(c)
+    assert "<p>Four.</p>" in final["text/html"] and "Let me see." in final["text/html"]
+    assert final["text/plain"].endswith("Four.\nqwq-32b · ~4 tokens (counted)") or \
+        "Four." in final["text/plain"]
+
+
+def test_incremental_markdown_restarts_when_the_text_shrinks() -> None:
+    key = object()
+    long_text = "# Title\n\nfirst para\n\nsecond para\n\nthird"
+    render_markdown(long_text, key=key)
+    for shorter in ("# Title\n\nfirst", "other", ""):
+        assert render_markdown(shorter, key=key) == render_markdown_full(shorter)
+
+
+def test_live_updates_are_small_whatever_the_reasoning_length() -> None:
+    c = make()
+    for i in range(20_000):
+        c.add(ReasoningDelta(f"thought {i}, " + ("\n" if i % 9 == 0 else "")))
+    b = live_bundle(c)
+    assert len(b["text/html"]) < 2_000 and len(b["text/markdown"]) < 120
+    assert len(b["text/plain"]) < 120 and "thought 19999" in b["text/html"]
+    c.finish()
+    final = render_bundle(c)
+    assert "thought 0," in final["text/html"] and "thought 19999" in final["text/html"]
+    # the reasoning is stored once: the Markdown copy keeps its two ends only
+    assert len(final["text/markdown"]) < 1_000 and "characters\\]" in final["text/markdown"]
