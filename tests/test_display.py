@@ -847,3 +847,75 @@ def test_live_updates_are_small_whatever_the_reasoning_length() -> None:
     assert "thought 0," in final["text/html"] and "thought 19999" in final["text/html"]
     # the reasoning is stored once: the Markdown copy keeps its two ends only
     assert len(final["text/markdown"]) < 1_000 and "characters\\]" in final["text/markdown"]
+
+
+# -- the magic: no stale "Waiting…" block in any finished output -------------------------------
+@pytest.fixture
+def shell(provider_server):  # type: ignore[no-untyped-def]
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from qwq_magic import session
+
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "qwq_magic")
+    session.reset()
+    ip.run_line_magic("qwq", f"use openai --base-url {provider_server.base_url('vllm')} "
+                      "--model qwq")
+    yield ip
+    session.reset()
+    ip.user_ns.pop("_qwq", None)
+
+
+def _last_per_display(outputs: list) -> dict[str, dict[str, str]]:  # type: ignore[type-arg]
+    last: dict[str, dict[str, str]] = {}
+    for i, o in enumerate(outputs):
+        did = (o.transient or {}).get("display_id") or f"plain-{i}"
+        last[did] = o.data
+    return last
+
+
+@pytest.mark.parametrize("case", ["json_fallback", "error_first", "stream", "replay_instant"])
+def test_no_output_keeps_a_waiting_line(shell, provider_server, case: str,  # type: ignore[no-untyped-def]
+                                        tmp_path) -> None:
+    from IPython.utils.capture import capture_output
+
+    from qwq_magic.errors import QwqError
+    from qwq_magic.testing import Reply
+
+    srv = provider_server
+    srv.latency = 0.7  # the clock has time to tick before anything arrives
+    line, cell = "", "Who?"
+    if case == "json_fallback":  # the first wire form is refused before any token
+        srv.fault("reject_json_schema", code=400, times=None, forms=("json_schema",))
+        srv.script(Reply(reasoning="r", content='{"name": "Ada", "year": 1815}'))
+        line = "--json 'name, year int'"
+    elif case == "error_first":
+        srv.fault("status", code=400, message="bad request, nothing streamed")
+    elif case == "stream":
+        srv.script(Reply(reasoning="Hmm " * 30, content="**Done.**", pace=0.002))
+    else:
+        shell.run_line_magic("qwq", f"record {tmp_path / 'c.jsonl'}")
+        srv.script(Reply(reasoning="Short think.", content="Recorded."))
+        with capture_output():
+            shell.run_cell_magic("qwq", "", cell)
+        shell.run_line_magic("qwq", f"replay {tmp_path / 'c.jsonl'} --speed 0")
+    with capture_output() as cap:
+        try:
+            shell.run_cell_magic("qwq", line, cell)
+        except QwqError:
+            assert case == "error_first", cap.outputs[-1].data["text/plain"]
+        n = len(cap.outputs)
+        time.sleep(1.2)  # a clock left running would publish again
+        assert len(cap.outputs) == n, "the clock kept ticking after the cell ended"
+    waiting = [o for o in cap.outputs if "Waiting for the model" in o.data.get("text/html", "")]
+    if case != "replay_instant":
+        assert waiting, "the output says it is waiting while it waits"
+    for did, data in _last_per_display(cap.outputs).items():
+        for mime, text in data.items():
+            assert "Waiting for the model" not in text, (case, did, mime)
+    if case == "json_fallback":
+        assert len(_last_per_display(cap.outputs)) == 1  # the refused attempt left no block
+    if case == "error_first":
+        assert any("bad request" in d.get("text/html", "")
+                   for d in _last_per_display(cap.outputs).values())
+    shell.run_line_magic("qwq", "live")
