@@ -3,6 +3,7 @@ bounded live renders, throttled live display, terminal streaming."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import time
@@ -919,3 +920,36 @@ def test_no_output_keeps_a_waiting_line(shell, provider_server, case: str,  # ty
         assert any("bad request" in d.get("text/html", "")
                    for d in _last_per_display(cap.outputs).values())
     shell.run_line_magic("qwq", "live")
+
+
+@pytest.mark.kernel
+def test_the_clock_moves_in_a_real_kernel_while_the_server_is_slow(provider_server) -> None:
+    """Ticks published from the clock's thread reach the cell (right parent) and stop at the
+    end; the final output says nothing about waiting."""
+    import queue
+
+    from jupyter_client.manager import start_new_kernel
+
+    srv = provider_server
+    srv.latency = 2.5
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+        kc.execute_interactive(f"%load_ext qwq_magic\n%qwq use openai --base-url "
+                               f"{srv.base_url('vllm')} --model qwq", timeout=60)
+        msgs: list[dict] = []
+        reply = kc.execute_interactive("%%qwq\nAre you there?", timeout=60,
+                                       output_hook=msgs.append)
+        assert reply["content"]["status"] == "ok"
+        shown = [m["content"]["data"]["text/html"] for m in msgs
+                 if m["msg_type"] in ("display_data", "update_display_data")]
+        waits = sorted({float(x) for h in shown
+                        for x in re.findall(r"Waiting for the model… (\d+\.\d) s", h)})
+        assert len(waits) >= 3, waits  # 0.0 s, then the clock's ticks
+        assert "Waiting" not in shown[-1] and "Thought for" in shown[-1]
+        with contextlib.suppress(queue.Empty):  # nothing more after the cell: the clock stopped
+            while True:
+                m = kc.get_iopub_msg(timeout=1.0)
+                assert m["msg_type"] not in ("display_data", "update_display_data"), m
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
