@@ -546,6 +546,13 @@ class TerminalStream:
                 self._w("\n\n" if self._last != "\n" else "\n")
             self._state = "content"
             self._w(printable(ev.text))
+        elif type(ev).__name__ == "Reclassified":
+            # a late </think>: what was printed as the answer was reasoning (it cannot be
+            # unprinted, so say so); the answer follows
+            if self._state == "content" and not self.hide_reasoning:
+                self._w(("\n" if self._last != "\n" else "")
+                        + "[the text above was the model's reasoning]\n\n", dim=True)
+            self._state = "reasoning"
         else:
             return
         self.out.flush()

@@ -953,3 +953,47 @@ def test_the_clock_moves_in_a_real_kernel_while_the_server_is_slow(provider_serv
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_terminal_waiting_clock_ticks_on_a_tty_and_is_erased() -> None:
+    import threading
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Tty()
+    ts = TerminalStream(out=out, tick=0.02)
+    c = make()
+    ts.start(c)
+    deadline = threading.Event()
+    for _ in range(500):
+        if out.getvalue().count("Waiting for the model…") >= 2:
+            break
+        deadline.wait(0.01)
+    assert out.getvalue().count("Waiting for the model…") >= 2
+    c.add(ContentDelta("hello"))
+    ts.on_event(ContentDelta("hello"))
+    c.finish()
+    ts.finish(c)
+    text = out.getvalue()
+    assert text.rindex("\r\x1b[K") < text.index("hello")  # the line is erased first
+    assert "Waiting" not in text[text.index("hello"):]
+    plain = io.StringIO()  # not a tty: no clock, no escape codes
+    TerminalStream(out=plain, tick=0.02).start(make())
+    assert plain.getvalue() == ""
+
+
+def test_terminal_says_when_printed_text_was_reasoning() -> None:
+    from dataclasses import dataclass
+
+    @dataclass
+    class Reclassified:  # the perf teammate's event: text moved from answer to reasoning
+        text: str
+
+    out = io.StringIO()
+    ts = TerminalStream(out=out)
+    for ev in (ContentDelta("Let me think"), Reclassified("Let me think"), ContentDelta("42.")):
+        ts.on_event(ev)
+    assert "Let me think\n[the text above was the model's reasoning]\n\n" in out.getvalue()
+    assert out.getvalue().rstrip().endswith("42.")
