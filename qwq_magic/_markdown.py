@@ -197,22 +197,13 @@ _STATES: OrderedDict[Any, _MdState] = OrderedDict()
 _MAX_STATES = 32
 
 
-def render_markdown(text: str, key: Any = None, *, remote_images: bool = False) -> str:
-    """Render Markdown to HTML, incrementally for a text that grows under the same ``key``.
-
-    Blocks before the last safe blank line (outside fences, not followed by an indented line,
-    a list item or a reference definition) are rendered once; only the tail is re-rendered.
-    A text that is not an extension of the previous one (an answer reclassified as reasoning)
-    starts afresh. The result equals :func:`render_markdown_full` for ordinary Markdown.
-    """
-    if _REF_DEF.search(text):  # references may be used before they are defined
-        return render_markdown_full(text, remote_images=remote_images)
-    skey = (key, remote_images) if remote_images else key
-    st = _STATES.get(skey)
+def _advance(cache: OrderedDict[Any, _MdState], key: Any, text: str) -> tuple[_MdState, int]:
+    """The state for ``text`` under ``key`` (afresh when ``text`` does not extend the text seen
+    before) and the new split point: the start of the last block that may still change."""
+    st = cache.get(key)
     if st is None or not text.startswith(st.prefix) or len(text) < st.stable:
         st = _MdState()
-    _remember(_STATES, skey, st)
-
+    _remember(cache, key, st)
     split = st.stable
     pos = st.scan
     end = text.rfind("\n") + 1  # only complete lines are scanned
@@ -233,6 +224,20 @@ def render_markdown(text: str, key: Any = None, *, remote_images: bool = False) 
         pos = nl + 1
     st.scan = pos
     st.prefix = text[:pos]
+    return st, split
+
+
+def render_markdown(text: str, key: Any = None, *, remote_images: bool = False) -> str:
+    """Render Markdown to HTML, incrementally for a text that grows under the same ``key``.
+
+    Blocks before the last safe blank line (outside fences, not followed by an indented line,
+    a list item or a reference definition) are rendered once; only the tail is re-rendered.
+    A text that is not an extension of the previous one (an answer reclassified as reasoning)
+    starts afresh. The result equals :func:`render_markdown_full` for ordinary Markdown.
+    """
+    if _REF_DEF.search(text):  # references may be used before they are defined
+        return render_markdown_full(text, remote_images=remote_images)
+    st, split = _advance(_STATES, (key, remote_images) if remote_images else key, text)
     if split > st.stable:
         st.html.append(render_markdown_full(text[st.stable:split], remote_images=remote_images))
         st.stable = split
@@ -285,9 +290,23 @@ def _escape_line(line: str, remote_images: bool, spans: bool) -> str:
     return lead + "".join(out)
 
 
-def markdown_copy(text: str, *, remote_images: bool = False) -> str:
+_COPY_STATES: OrderedDict[Any, _MdState] = OrderedDict()
+
+
+def markdown_copy(text: str, key: Any = None, *, remote_images: bool = False) -> str:
     """The answer as Markdown that is safe to render alone, with raw HTML allowed (see the
-    module docstring). Code keeps its ``<`` only where every renderer agrees it is code."""
+    module docstring). Code keeps its ``<`` only where every renderer agrees it is code.
+    Incremental for a text that grows under the same ``key`` (blocks copied once)."""
+    if key is None or _REF_DEF.search(text):
+        return _markdown_copy(text, remote_images)
+    st, split = _advance(_COPY_STATES, (key, remote_images), text)
+    if split > st.stable:
+        st.html.append(_markdown_copy(text[st.stable:split], remote_images))
+        st.stable = split
+    return "".join(st.html) + _markdown_copy(text[st.stable:], remote_images)
+
+
+def _markdown_copy(text: str, remote_images: bool) -> str:
     if not text:
         return ""
     verbatim: set[int] = set()

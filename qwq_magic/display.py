@@ -190,7 +190,7 @@ def _markdown(c: Completion, v: _view.ReplyView, *, raw: bool, preview: str | No
     if preview is not None:
         m.append(_fence(preview, "json"))
     elif c.content_pieces:
-        m.append(_fence(c.content) if raw else markdown_copy(c.content,
+        m.append(_fence(c.content) if raw else markdown_copy(c.content, key=id(c),
                                                              remote_images=remote_images))
     tools = "\n".join(_tool_lines(c))
     if tools:
@@ -237,6 +237,16 @@ def render_bundle(c: Completion, *, hide_reasoning: bool = False, raw: bool = Fa
             "text/plain": _plain(c, v, preview)}
 
 
+def _status(c: Completion, v: _view.ReplyView) -> str:
+    return v.progress or v.summary or (f"Answering… {len(c.content):,} characters"
+                                       if c.content_pieces else "")
+
+
+def _live_line(c: Completion, v: _view.ReplyView) -> str:
+    line = _status(c, v)
+    return f"*{md_literal(line)}*" if line else ""
+
+
 def live_bundle(c: Completion, *, hide_reasoning: bool = False, raw: bool = False,
                 preview: str | None = None, remote_images: bool | None = None,
                 idle: float | None = None) -> dict[str, str]:
@@ -244,11 +254,9 @@ def live_bundle(c: Completion, *, hide_reasoning: bool = False, raw: bool = Fals
     full copies come with the final output)."""
     ri = remote_images_allowed() if remote_images is None else remote_images
     v = _view.view_of(c, hide_reasoning=hide_reasoning, idle=idle)
-    line = v.progress or v.summary or (f"Answering… {len(c.content):,} characters"
-                                       if c.content_pieces else "")
+    line = _live_line(c, v)
     return {"text/html": _html(c, v, raw=raw, preview=preview, remote_images=ri),
-            "text/markdown": f"*{md_literal(line)}*" if line else "",
-            "text/plain": line}
+            "text/markdown": line, "text/plain": _status(c, v)}
 
 
 def _size(bundle: dict[str, str]) -> int:
@@ -293,16 +301,17 @@ class LiveDisplay:
         self._exec_count = _execution_count()
         self._updated_at = time.monotonic()  # real time, for the ticker's safety net
 
-    def _publish(self, bundle: dict[str, str]) -> None:
+    def _publish(self, bundle: dict[str, str], metadata: dict[str, Any] | None = None) -> None:
         first = self.n_updates == 0
+        meta = {"metadata": metadata} if metadata else {}
         if self._publish_fn is not None:
             self._publish_fn(bundle, first)
         elif first or self.handle is None:
             from IPython.display import display
 
-            self.handle = display(bundle, raw=True, display_id=True)
+            self.handle = display(bundle, raw=True, display_id=True, **meta)
         else:
-            self.handle.update(bundle, raw=True)
+            self.handle.update(bundle, raw=True, **meta)
         self.n_updates += 1
         n = _size(bundle)
         self.bytes_sent += n
@@ -362,13 +371,15 @@ class LiveDisplay:
         if self._ticker is not None:
             self._ticker.stop()
 
-    def finish(self, c: Completion, *, preview: str | None = None, note: str | None = None) -> None:
-        """Publish the final, complete bundle (always) and stop the clock."""
+    def finish(self, c: Completion, *, preview: str | None = None, note: str | None = None,
+               metadata: dict[str, Any] | None = None) -> None:
+        """Publish the final, complete bundle (always), with the output's ``metadata``, and stop
+        the clock."""
         with self._lock:
             self._finished = True
             self._publish(render_bundle(c, hide_reasoning=self.hide_reasoning, raw=self.raw,
                                         preview=preview, note=note,
-                                        remote_images=self.remote_images))
+                                        remote_images=self.remote_images), metadata)
         if self._ticker is not None:
             self._ticker.stop()
 
@@ -467,9 +478,20 @@ class ReplyRenderer:
                 from .structured import partial_preview
 
                 preview = partial_preview(c.content)
-            self.live.finish(c, preview=preview, note=note)
+            self.live.finish(c, preview=preview, note=note, metadata=_provenance(c))
         elif self.term is not None:
             self.term.finish(c, note=note)
+
+
+def _provenance(c: Any) -> dict[str, Any] | None:
+    """The run log's provenance for the output's metadata, where the run log exists."""
+    import importlib
+
+    try:
+        runlog = importlib.import_module("qwq_magic.runlog")
+    except ImportError:
+        return None
+    return {"qwq_magic": runlog.provenance(c)}
 
 
 def _shows_reply(live: LiveDisplay) -> bool:

@@ -997,3 +997,15 @@ def test_terminal_says_when_printed_text_was_reasoning() -> None:
         ts.on_event(ev)
     assert "Let me think\n[the text above was the model's reasoning]\n\n" in out.getvalue()
     assert out.getvalue().rstrip().endswith("42.")
+
+
+def test_incremental_markdown_copy_equals_the_one_shot_copy() -> None:
+    from hostile import PAYLOADS as _P
+
+    from qwq_magic._markdown import markdown_copy
+
+    text = ANSWER + "\n\n" + "\n\n".join(_P[:30]) + "\n"
+    key = object()
+    for n in range(0, len(text) + 1, 7):
+        assert markdown_copy(text[:n], key=key) == markdown_copy(text[:n]), n
+    assert markdown_copy(text, key=key) == markdown_copy(text)
