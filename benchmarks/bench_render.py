@@ -10,6 +10,14 @@ Linear work gives a (µs/token at the largest N) / (µs/token at the smallest N)
 quadratic work gives a ratio near largest/smallest (16 for 16k vs 1k).
 
     .venv/bin/python benchmarks/bench_render.py [--sizes 1000,4000,16000] [--repeat 3]
+
+Second part, traffic: a reply of 32k reasoning tokens (plus a short answer) streamed at
+4,000 tok/s (simulated clock) through ``LiveDisplay`` into a real IPython display publisher
+(ipykernel's ``ZMQDisplayPublisher`` with a ``jupyter_client`` Session, the socket replaced by a
+counter of the bytes of every message frame): the IOPub bytes while streaming, and the size
+of the final output in a notebook saved with nbformat, against the reply's text. The same at a
+real-world 50 tok/s gives the bytes per second. ``--traffic-only`` runs just this part (it also
+runs against an older checkout: ``PYTHONPATH=/path/to/old benchmarks/bench_render.py``).
 """
 
 from __future__ import annotations
@@ -167,11 +175,126 @@ def best(fn: Callable[..., tuple[int, float]], r: list[str], a: list[str], repea
     return min(runs, key=lambda x: x[1])
 
 
+class _CountingSocket:
+    """Stands in for the IOPub socket: counts the bytes of every frame sent."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.messages = 0
+
+    def send_multipart(self, parts: list[bytes], *args: object, **kw: object) -> None:
+        self.bytes += sum(len(p) for p in parts)
+        self.messages += 1
+
+
+def _publisher() -> tuple[object, _CountingSocket]:
+    """A real IPython shell whose display publisher is ipykernel's, on a counting socket."""
+    from ipykernel.zmqshell import ZMQDisplayPublisher
+    from IPython.core.interactiveshell import InteractiveShell
+    from jupyter_client.session import Session
+
+    shell = InteractiveShell.instance()
+    sock = _CountingSocket()
+    session = Session(key=b"bench-key")
+    pub = ZMQDisplayPublisher(session=session, pub_socket=sock, shell=shell)
+    pub.set_parent(session.msg("execute_request", {"code": "%%qwq ..."}))
+    shell.display_pub = pub
+    return shell, sock
+
+
+def run_traffic(n_reasoning: int = 32_000, n_answer: int = 300, tok_s: float = 4000.0
+                ) -> dict[str, float]:
+    """IOPub bytes while streaming and the saved final output, through a real publisher."""
+    import inspect
+
+    import nbformat
+
+    _shell, sock = _publisher()
+    r_toks, _ = make_tokens(n_reasoning * 5 // 4)
+    _, a_toks = make_tokens(n_answer * 5)
+    r_toks, a_toks = r_toks[:n_reasoning], a_toks[:n_answer]
+
+    class Clock:
+        t = 0.0
+
+        def __call__(self) -> float:
+            return self.t
+
+    clock = Clock()
+    kw: dict[str, object] = {"max_hz": MAX_HZ, "clock": clock}
+    if "tick" in inspect.signature(LiveDisplay).parameters:
+        kw["tick"] = None  # the clock's thread is wall time; this run is simulated
+    live = LiveDisplay(**kw)  # type: ignore[arg-type]
+    c = Completion(provider="bench", model="Qwen/QwQ-32B")
+    c.timings.start = time.perf_counter()
+    live.update(c, force=True)
+    step = 1.0 / tok_s
+    # the magic's loop: ``due(c)`` (paced by what c is doing) where the display supports it
+    takes_c = bool(inspect.signature(live.due).parameters)
+
+    def due() -> bool:
+        return bool(live.due(c) if takes_c else live.due())
+
+    for tok in r_toks:
+        c.add(ReasoningDelta(tok))
+        clock.t += step
+        if due():
+            live.update(c, force=True)
+    for tok in a_toks:
+        c.add(ContentDelta(tok))
+        clock.t += step
+        if due():
+            live.update(c, force=True)
+    streaming_bytes, streaming_msgs = sock.bytes, sock.messages
+    c.finish("complete")
+    before = sock.bytes
+    live.finish(c)
+    final_msg = sock.bytes - before
+    from qwq_magic.display import render_bundle
+
+    data = render_bundle(c) if "remote_images" not in inspect.signature(render_bundle).parameters \
+        else render_bundle(c, remote_images=False)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("%%qwq\nquestion", outputs=[
+        nbformat.v4.new_output("display_data", data=data)])]
+    saved = len(nbformat.writes(nb).encode()) - len(nbformat.writes(
+        nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("%%qwq\nquestion")])).encode())
+    text = len((c.reasoning + c.content).encode())
+    secs = (n_reasoning + n_answer) / tok_s
+    return {"tok_s": tok_s, "seconds": secs, "updates": streaming_msgs,
+            "iopub_bytes": streaming_bytes, "bytes_per_s": streaming_bytes / secs,
+            "final_msg_bytes": final_msg, "saved_output_bytes": saved, "text_bytes": text,
+            "saved_over_text": saved / text,
+            "saved_mime_bytes": {k: len(v.encode()) for k, v in data.items()}}  # type: ignore[dict-item]
+
+
+def traffic_report() -> list[dict[str, float]]:
+    rows = [run_traffic(tok_s=4000.0), run_traffic(tok_s=50.0)]
+    print()
+    print("### Live output traffic: 32k reasoning tokens + 300 answer tokens, through "
+          "ipykernel's display publisher")
+    print()
+    print("| model speed | stream s | updates | IOPub bytes while streaming | bytes/s "
+          "| final output saved | text | saved ÷ text |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['tok_s']:,.0f} tok/s | {r['seconds']:,.1f} | {r['updates']:,} | "
+              f"{r['iopub_bytes'] / 1e6:.3f} MB | {r['bytes_per_s'] / 1e3:,.1f} KB/s | "
+              f"{r['saved_output_bytes'] / 1e3:,.1f} KB | {r['text_bytes'] / 1e3:,.1f} KB | "
+              f"{r['saved_over_text']:.2f}× |")
+    print(f"saved output per MIME type (bytes): {rows[0]['saved_mime_bytes']}")
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1000,4000,16000")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--traffic-only", action="store_true")
     a = ap.parse_args()
+    if a.traffic_only:
+        print(json.dumps({"traffic": traffic_report()}))
+        return
     sizes = [int(s) for s in a.sizes.split(",")]
     r0, a0 = make_tokens(200)
     run_qwq(r0, a0)  # warm up imports, lexers, caches
@@ -224,8 +347,9 @@ def main() -> None:
         print(f"| naive / qwq_magic at {n // 1000}k | {speedup[n]:.1f}× | time saved per token |")
     print(f"| naive no-throttle / qwq_magic at {lo // 1000}k | {nothrottle:.1f}× | "
           "what the 20 Hz throttle + incremental render avoid |")
+    traffic = traffic_report()
     print(json.dumps({"rows": rows, "growth": growth, "naive_over_qwq": speedup,
-                      "nothrottle_over_qwq": nothrottle}))
+                      "nothrottle_over_qwq": nothrottle, "traffic": traffic}))
 
 
 if __name__ == "__main__":

@@ -528,7 +528,7 @@ class Comparison:
         parts += [f"{v} {k}" for k, v in n.items()]
         cost = sum(c.cost for c in self.completions if c is not None and c.cost is not None)
         if cost:
-            from .display import _fmt_cost
+            from .view import fmt_cost as _fmt_cost
 
             parts.append(("≈" if any(c is not None and c.cost_is_estimate
                                      for c in self.completions) else "") + _fmt_cost(cost))
@@ -660,7 +660,7 @@ def _stats_text(r: Run) -> str:
     if (s := r.seconds()) is not None:
         parts.append(f"{s:.1f} s")
     if (cost := c.cost) is not None:
-        from .display import _fmt_cost
+        from .view import fmt_cost as _fmt_cost
 
         parts.append(_fmt_cost(cost))
     return " · ".join(parts)

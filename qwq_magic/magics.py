@@ -159,6 +159,7 @@ class QwqMagics(Magics):
     params = Dict(help="Default sampling parameters, e.g. {'temperature': 0.6}").tag(config=True)
     hide_reasoning = Bool(False, help="Hide the reasoning block").tag(config=True)
     raw = Bool(False, help="Show answers as plain text").tag(config=True)
+    remote_images = Bool(False, help="Load remote images in answers (off: a link)").tag(config=True)
     interpolate = Bool(True, help="Fill {names} in prompts from the notebook").tag(config=True)
     include_reasoning = Bool(False, help="Send earlier reasoning back in conversations "
                              "(the QwQ model card advises against it)").tag(config=True)
@@ -356,12 +357,14 @@ class QwqMagics(Magics):
             session.conversations[args.chat] = [*c.messages, turn]
         return None
 
-    def _renderer(self, hide: bool, raw: bool, json_preview: bool) -> _Renderer:
+    def _renderer(self, hide: bool, raw: bool, json_preview: bool) -> Any:
+        from .display import ReplyRenderer
+
         mode = self.display
         if mode == "auto":
             shell = type(self.shell).__name__ if self.shell is not None else ""
             mode = "text" if shell == "TerminalInteractiveShell" else "rich"
-        return _Renderer(mode == "rich", hide, raw, self.max_hz, json_preview)
+        return ReplyRenderer(mode == "rich", hide, raw, self.max_hz, json_preview)
 
     def _store(self, c: Any, args: argparse.Namespace, data: Any, json_mode: bool = False,
                ok: bool = True) -> None:
@@ -531,65 +534,6 @@ class QwqMagics(Magics):
     def _cmd_live(self, words: list[str]) -> None:
         session.stop_recording()
         self._say("Live: calls go to the provider again.")
-
-
-class _Renderer:
-    """Feeds one streamed reply to the notebook display (or the terminal)."""
-
-    def __init__(self, rich: bool, hide: bool, raw: bool, max_hz: float, preview: bool) -> None:
-        self.rich, self.hide, self.raw, self.max_hz, self.preview = rich, hide, raw, max_hz, preview
-        self.stream: Any = None
-        self.started = False
-        self.live: Any = None
-        self.term: Any = None
-        self.note: str | None = None
-
-    def consume(self, stream: Any, attempt: int) -> Any:
-        from . import display
-
-        self.stream = stream
-        self.started = True
-        if attempt:
-            self.note = f"retry {attempt}: the previous answer did not validate"
-        if self.rich:
-            self.live = display.LiveDisplay(hide_reasoning=self.hide, raw=self.raw,
-                                            max_hz=self.max_hz)
-        else:
-            self.term = display.TerminalStream(hide_reasoning=self.hide)
-        c = stream.completion
-        preview: Callable[[str], str | None] | None = None
-        if self.preview:
-            from .structured import partial_preview
-
-            preview = partial_preview
-        live, term = self.live, self.term
-        if live is not None:
-            live.update(c, force=True)
-        for ev in stream:
-            if term is not None:
-                term.on_event(ev)
-            elif live.due():
-                live.update(c, preview=preview(c.content) if preview and c.content else None,
-                            force=True)
-        self.done(c)
-        return c
-
-    def done(self, c: Any, note: str | None = None) -> None:
-        note = note or self.note
-        if c.replayed:
-            note = (note + " · " if note else "") + "replayed from a recording"
-        if self.live is not None:
-            preview = None
-            if self.preview and c.content and c.data is None:
-                from .structured import partial_preview
-
-                preview = partial_preview(c.content)
-            from .runlog import provenance
-
-            self.live.finish(c, preview=preview, note=note,
-                             metadata={"qwq_magic": provenance(c)})
-        elif self.term is not None:
-            self.term.finish(c, note=note)
 
 
 def call_options(args: argparse.Namespace, system: bool = True) -> dict[str, Any]:

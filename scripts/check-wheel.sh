@@ -22,8 +22,8 @@ problems = []
 def need(pattern, where, what):
     if not any(re.search(pattern, n) for n in where):
         problems.append(what)
-need(r"^qwq_magic/.*\bpanel\.js$", names, "the widget front end (qwq_magic/**/panel.js)")
-need(r"^qwq_magic/.*\bpanel\.css$", names, "the widget styles (qwq_magic/**/panel.css)")
+need(r"^qwq_magic/widgets/static/panel\.js$", names, "the widget front end (qwq_magic/widgets/static/panel.js)")
+need(r"^qwq_magic/widgets/static/panel\.css$", names, "the widget styles (qwq_magic/widgets/static/panel.css)")
 need(r"^qwq_magic/py\.typed$", names, "qwq_magic/py.typed")
 need(r"\.dist-info/licenses/LICENSE$", names, "LICENSE (in .dist-info/licenses/)")
 meta = zipfile.ZipFile(whl).read(next(n for n in names if n.endswith(".dist-info/METADATA")))

@@ -37,8 +37,6 @@ from llama.server import LlamaServer  # noqa: E402
 NEEDS_SPLITTER = pytest.mark.xfail(
     strict=True, reason="needs #12.1 splitter: a </think> with no opening tag makes what came "
     "before it reasoning, whatever the model's name")
-NEEDS_CUT_NOTICE = pytest.mark.xfail(
-    strict=True, reason="needs #12.5: a reply cut off in the answer says so")
 NEEDS_COUNTED_USAGE = pytest.mark.xfail(
     strict=True, reason="needs #12.6: usage counted from the stream when the server sends none")
 
@@ -222,7 +220,6 @@ def test_magic_folds_reasoning_under_a_custom_name(llama, ip):
     assert re.search(r"<details(?![^>]*\bopen\b)[^>]*>", final) and "Thought for" in final
 
 
-@NEEDS_CUT_NOTICE
 def test_magic_says_the_answer_was_cut(llama, ip):
     m = llama.model
     cap = _cell(ip, f"-o ans --max-tokens {m.reasoning_tokens + 4}", "What is 2+2?")

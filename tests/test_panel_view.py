@@ -1,4 +1,5 @@
-"""JS tests of the chat panel's view (``js/panel.js``) in chromium, without Jupyter or a kernel.
+"""JS tests of the chat panel's view (``qwq_magic/widgets/static/panel.js``) in chromium,
+without Jupyter or a kernel.
 
 The ESM is imported as is by a small page (served through Playwright's request routing, no
 network) and its ``render({model, el})`` gets a fake anywidget model: ``get``/``set`` (``set``
@@ -11,6 +12,7 @@ same shapes the widget syncs.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +20,10 @@ import pytest
 from browser_support import REPO, artifact, launch_browser
 from playwright.sync_api import expect, sync_playwright
 
+from qwq_magic.completion import Completion
+from qwq_magic.events import ContentDelta, Finish, ReasoningDelta
 from qwq_magic.widgets import controls_for
+from qwq_magic.widgets.chat import assistant_message
 from qwq_magic.widgets.params import presets_for
 
 pytestmark = pytest.mark.browser
@@ -77,7 +82,24 @@ def assistant(**kw: Any) -> dict[str, Any]:
     msg = {"role": "assistant", "text": "", "html": "", "reasoning": "", "thinking": False,
            "summary": "", "footer": "", "status": "complete", "error": "", "truncated": False}
     msg.update(kw)
+    if "notice" not in kw:  # the status line as Python words it (the view never words one)
+        msg["notice"], msg["notice_kind"] = worded(msg)
     return msg
+
+
+def worded(msg: dict[str, Any]) -> tuple[str, str]:
+    """(notice, notice_kind) that ``assistant_message`` gives a reply in this state."""
+    c = Completion(model="qwq")
+    if msg["reasoning"]:
+        c.add(ReasoningDelta(msg["reasoning"]))
+    if msg["html"]:
+        c.add(ContentDelta("answer"))
+    if msg["truncated"]:
+        c.add(Finish("length"))
+    if msg["status"] != "streaming":
+        c.finish(msg["status"], RuntimeError(msg["error"]) if msg["error"] else None)
+    out = assistant_message(c, msg["status"] != "streaming")
+    return out["notice"], out["notice_kind"]
 
 
 def done(n: int) -> dict[str, Any]:
@@ -98,8 +120,8 @@ def conversation(n: int) -> list[dict[str, Any]]:
 def context() -> Iterator[Any]:
     files = {
         "/index.html": (HARNESS, "text/html"),
-        "/panel.js": ((REPO / "js" / "panel.js").read_text(), "text/javascript"),
-        "/panel.css": ((REPO / "js" / "panel.css").read_text(), "text/css"),
+        "/panel.js": ((REPO / "qwq_magic" / "widgets" / "static" / "panel.js").read_text(), "text/javascript"),
+        "/panel.css": ((REPO / "qwq_magic" / "widgets" / "static" / "panel.css").read_text(), "text/css"),
     }
 
     def serve(route: Any) -> None:
@@ -219,7 +241,8 @@ def test_updating_the_last_message_keeps_the_other_nodes(page: Any) -> None:
         return now.length === 8 && window.__before.every((el, i) => now[i] === el);
     }""")
     assert kept
-    expect(panel.locator(".qwq-msg").last.locator(".qwq-status")).to_have_text("waiting…")
+    expect(panel.locator(".qwq-msg").last.locator(".qwq-status")).to_have_text(
+        re.compile(r"^Waiting for the model…"))
 
 
 def test_a_changed_older_message_is_redrawn(page: Any) -> None:
@@ -262,13 +285,19 @@ def test_html_is_inserted_but_reasoning_and_user_text_are_text(page: Any) -> Non
 def test_status_lines(page: Any) -> None:
     panel = mount(page, messages=[user("q"), assistant(status="streaming")])
     status = panel.locator(".qwq-msg.assistant .qwq-status")
-    expect(status).to_have_text("waiting…")
+    expect(status).to_have_text(re.compile(r"^Waiting for the model… \d+\.\d s$"))
     cases = [
-        (assistant(status="stopped", reasoning="part"), "Stopped; the partial reply is kept."),
-        (assistant(status="interrupted", reasoning="p"), "Interrupted; the partial reply is kept."),
+        (assistant(status="stopped", reasoning="part"), "⏹ stopped — partial output kept"),
+        (assistant(status="interrupted", reasoning="p"), "⏹ interrupted — partial output kept"),
         (assistant(status="error", error="HTTP 500"), "⚠ HTTP 500"),
         (assistant(status="complete", reasoning="long", truncated=True),
-         "⚠ thinking used up max_tokens before an answer"),
+         "Thinking used up max_tokens before an answer; raise max_tokens under Sampling "
+         "(or lower the thinking budget) and ask again."),
+        (assistant(status="complete", reasoning="r", html="<p>The ans</p>", truncated=True),
+         "✂ The answer was cut off by max_tokens; raise max_tokens under Sampling and ask "
+         "again."),
+        (assistant(status="complete", notice="Python's words <b>x</b>", notice_kind="note"),
+         "Python's words <b>x</b>"),
     ]
     for msg, text in cases:
         put(page, "messages", [user("q"), msg])
@@ -566,7 +595,7 @@ def test_a_live_update_redraws_only_its_message(page: Any) -> None:
 def test_a_dropped_live_update_heals_on_the_next(page: Any) -> None:
     panel = mount(page, messages=[user("q"), assistant(status="streaming")])
     bot = panel.locator(".qwq-msg.assistant")
-    expect(bot.locator(".qwq-status")).to_have_text("waiting…")
+    expect(bot.locator(".qwq-status")).to_have_text(re.compile(r"^Waiting for the model…"))
     put(page, "live", live(1, reasoning="a", thinking=True, summary="Thinking… 1"))
     expect(bot.locator(".qwq-reasoning")).to_have_attribute("open", "")
     # update 2 (reasoning "a b", thinking) never arrives; update 3 carries the whole state

@@ -26,6 +26,7 @@ from .. import runlog
 from ..completion import Completion
 from ..errors import QwqError
 from ..params import validate
+from ..view import Throttle, is_thinking, view_of
 from .params import (
     CHOICE_TRAITS,
     CONTROL_NAMES,
@@ -37,56 +38,26 @@ from .params import (
 )
 
 FLUSH_HZ = 30.0
-LIVE_REASONING_CHARS = 4000
+TICK_S = 0.5  # the clock redraws this often while nothing arrives
+# the pace scales with FLUSH_HZ: while thinking 0.4 × its rate; payload per second capped at
+# 4,000 bytes × FLUSH_HZ answering (120 KB/s) and 800 × FLUSH_HZ thinking (24 KB/s)
+THINKING_SHARE, LIVE_BYTES_PER_HZ, THINKING_BYTES_PER_HZ = 0.4, 4000, 800
+LIVE_REASONING_CHARS = 480  # the reasoning tail a live update carries (a few lines)
+STATIC = Path(__file__).resolve().parent / "static"  # the view's ESM and CSS
 
 
 def _static(name: str) -> Path:
-    """The shipped asset (``qwq_magic/static``) or, in a source checkout, ``js/``."""
-    here = Path(__file__).resolve().parents[1] / "static" / name
-    return here if here.exists() else Path(__file__).resolve().parents[2] / "js" / name
+    """The widget's front-end asset ``name`` (``qwq_magic/widgets/static/``)."""
+    return STATIC / name
 
 
-# -- rendering one message -------------------------------------------------------------------
-try:
-    from ..display import footer_text, render_markdown, summary_text
-except ImportError:  # pragma: no cover - display.py is optional for the panel
-    footer_text = summary_text = None  # type: ignore[assignment]
-    render_markdown = None  # type: ignore[assignment]
-
-
+# -- rendering one message (the wording comes from qwq_magic.view) ----------------------------
 def markdown_html(text: str, key: Any = None) -> str:
-    """Markdown → HTML with raw HTML off (``<script>`` arrives escaped)."""
-    if render_markdown is not None:
-        return str(render_markdown(text, key=key))
-    from markdown_it import MarkdownIt
+    """Markdown → HTML with raw HTML off (``<script>`` arrives escaped), unsafe links refused,
+    remote images shown as links unless ``QwqMagics.remote_images``."""
+    from ..display import remote_images_allowed, render_markdown
 
-    return str(MarkdownIt("js-default").render(text))
-
-
-def _tail(text: str, limit: int = LIVE_REASONING_CHARS) -> str:
-    return text if len(text) <= limit else "…" + text[-limit:]
-
-
-def _summary(c: Completion) -> str:
-    if summary_text is not None:
-        return str(summary_text(c))
-    n = c.reasoning_events
-    if c.thinking:
-        return f"Thinking… {n:,} tokens · {c.timings.elapsed():.1f} s"
-    return f"Thought for {c.timings.reasoning_s or 0:.1f} s · {n:,} tokens"
-
-
-def _footer(c: Completion) -> str:
-    if footer_text is not None:
-        return str(footer_text(c))
-    parts = []
-    if c.completion_tokens:
-        parts.append(f"{c.completion_tokens:,} tokens")
-    if c.tokens_per_s:
-        parts.append(f"{c.tokens_per_s:.1f} tok/s")
-    if c.cost is not None:
-        parts.append(f"${c.cost:.6f}")
-    return " · ".join(parts)
+    return str(render_markdown(text, key=key, remote_images=remote_images_allowed()))
 
 
 def _error_line(e: BaseException | None) -> str:
@@ -96,19 +67,30 @@ def _error_line(e: BaseException | None) -> str:
     return text.splitlines()[0]
 
 
-def assistant_message(c: Completion, final: bool) -> dict[str, Any]:
-    """The front-end dict for one assistant reply (bounded reasoning while streaming)."""
-    reasoning = c.reasoning if final else _tail(c.reasoning)
+def assistant_message(c: Completion, final: bool, idle: float | None = None) -> dict[str, Any]:
+    """The front-end dict for one assistant reply (a short reasoning tail while streaming).
+
+    Every string the view shows is worded here, by :func:`qwq_magic.view.view_of`: ``summary``
+    (the fold), ``notice`` with ``notice_kind`` (the status line: waiting, stopped, error, cut
+    off…), ``footer``. The JS only places them.
+    """
+    from ..display import live_tail
+
+    v = view_of(c, surface="panel", idle=idle)
+    kind, notice = v.status_line
     status = c.status
     return {
         "role": "assistant",
         "text": "",
         "html": markdown_html(c.content, key=("chat", id(c))) if c.content else "",
-        "reasoning": reasoning,
-        "thinking": c.thinking and not final,
-        "summary": _summary(c) if c.reasoning else "",
-        "footer": _footer(c) if final else "",
+        "reasoning": c.reasoning if final else live_tail(c.reasoning_pieces,
+                                                         LIVE_REASONING_CHARS),
+        "thinking": v.thinking and not final,
+        "summary": v.summary,
+        "footer": v.footer if final else "",
         "status": status,
+        "notice": notice,
+        "notice_kind": kind,
         "error": _error_line(c.error) if status == "error" else "",
         "truncated": bool(final and c.reasoning_truncated),
     }
@@ -121,7 +103,8 @@ def user_message(text: str) -> dict[str, Any]:
 def placeholder_message() -> dict[str, Any]:
     """The assistant entry ``messages`` holds while its reply streams (``live`` has the rest)."""
     return {"role": "assistant", "text": "", "html": "", "reasoning": "", "thinking": False,
-            "summary": "", "footer": "", "status": "streaming", "error": "", "truncated": False}
+            "summary": "", "footer": "", "status": "streaming", "notice": "Waiting for the model…",
+            "notice_kind": "progress", "error": "", "truncated": False}
 
 
 class ChatPanel(anywidget.AnyWidget):
@@ -337,19 +320,26 @@ class ChatPanel(anywidget.AnyWidget):
         c: Completion | None = None
         s: Any = None
         cancelled = False
+        ticker: asyncio.Future[None] | None = None
         try:
             s = self.binding.client().astream(text, history=history,
                                               system=self.system or self.session.system,
                                               params=self.session.params)
             c = s.completion
-            self._push(c, False, epoch)
-            period = 1.0 / FLUSH_HZ
-            last = time.monotonic()
+            throttle = Throttle(FLUSH_HZ, thinking_hz=FLUSH_HZ * THINKING_SHARE,
+                                max_bytes_per_s=FLUSH_HZ * LIVE_BYTES_PER_HZ,
+                                thinking_bytes_per_s=FLUSH_HZ * THINKING_BYTES_PER_HZ)
+            self._push(c, False, epoch, throttle)
+            ticker = asyncio.ensure_future(self._clock(c, epoch, throttle))
+            phase = (False, False)  # (thinking, answering) last drawn
             async for _ev in s:
-                now = time.monotonic()
-                if now - last >= period:
-                    self._push(c, False, epoch)
-                    last = now
+                thinking = is_thinking(c)
+                now = (thinking, bool(c.content))
+                # a change of phase (the fold opens, the answer starts) is drawn at once; the
+                # rest at the throttle's pace
+                if now != phase or throttle.due(thinking):
+                    self._push(c, False, epoch, throttle)
+                    phase = now
         except asyncio.CancelledError:
             cancelled = True
             if s is not None:
@@ -368,6 +358,8 @@ class ChatPanel(anywidget.AnyWidget):
                 c = Completion(provider=self._choice.provider)
             c.finish("error", e)
         finally:
+            if ticker is not None:
+                ticker.cancel()
             if c is None:  # cancelled before the request was built
                 c = Completion(provider=self._choice.provider)
                 c.finish("stopped")
@@ -382,14 +374,30 @@ class ChatPanel(anywidget.AnyWidget):
                 task.uncancel()
         return c
 
-    def _push(self, c: Completion, final: bool, epoch: int) -> None:
+    async def _clock(self, c: Completion, epoch: int, throttle: Throttle) -> None:
+        """While the reply streams, redraw when nothing was pushed for :data:`TICK_S`, so the
+        waiting time and a stall show as a moving clock (cancelled when the reply ends)."""
+        seen, since = -1, time.monotonic()
+        while c.status == "streaming" and epoch == self._epoch:
+            await asyncio.sleep(TICK_S)
+            n = c.reasoning_events + c.content_events + len(c.tool_calls)
+            now = time.monotonic()
+            if n != seen:
+                seen, since = n, now
+            if c.status == "streaming" and throttle.idle() >= TICK_S * 0.9:
+                self._push(c, False, epoch, throttle, idle=now - since)
+
+    def _push(self, c: Completion, final: bool, epoch: int, throttle: Throttle | None = None,
+              idle: float | None = None) -> None:
         """Sync the streaming message: only ``live`` while it streams, ``messages`` at the end."""
         if epoch != self._epoch:
             return
         i = self._live_index
         if not 0 <= i < len(self.messages):  # cannot happen: the turn's placeholder is there
             return
-        msg = assistant_message(c, final)
+        msg = assistant_message(c, final, idle=idle)
+        if throttle is not None:
+            throttle.sent(sum(len(v) for v in msg.values() if isinstance(v, str)))
         if final:
             with self.hold_sync():  # one comm message; the view lets final messages win
                 self.messages = [*self.messages[:i], msg, *self.messages[i + 1:]]

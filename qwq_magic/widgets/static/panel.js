@@ -1,6 +1,7 @@
 // qwq_magic chat panel: plain ESM for anywidget (no npm, no build).
 // Model text is untrusted: user text and reasoning go in with textContent; the answer HTML was
 // rendered by Python from Markdown with raw HTML off, so only that string uses innerHTML.
+// Every status, summary and footer string is worded in Python (qwq_magic/view.py): none here.
 
 function h(tag, cls, text) {
   const e = document.createElement(tag);
@@ -59,7 +60,7 @@ function addCopyButtons(container) {
 
 function sig(m) {
   const len = (x) => (x ? x.length : 0);
-  return `${m.role}|${m.status}|${len(m.text)}|${len(m.html)}|${len(m.reasoning)}|${len(m.footer)}`;
+  return `${m.role}|${m.status}|${len(m.text)}|${len(m.html)}|${len(m.reasoning)}|${len(m.footer)}|${m.notice || ""}`;
 }
 
 // One message's DOM, updated in place when its dict changes.
@@ -119,15 +120,12 @@ class MessageView {
     }
     this.el.classList.toggle("streaming", msg.status === "streaming");
     this.el.dataset.status = msg.status || "";
-    let status = "";
-    if (msg.status === "stopped") status = "Stopped; the partial reply is kept.";
-    else if (msg.status === "interrupted") status = "Interrupted; the partial reply is kept.";
-    else if (msg.status === "error") status = `⚠ ${msg.error || "error"}`;
-    else if (msg.truncated) status = "⚠ thinking used up max_tokens before an answer";
-    else if (msg.status === "streaming" && !msg.reasoning && !msg.html) status = "waiting…";
-    this.status.textContent = status;
+    // the status line is worded in Python (qwq_magic.view): waiting, stopped, error, cut off…
+    const status = msg.notice || "";
+    if (this.status.textContent !== status) this.status.textContent = status;
     this.status.hidden = !status;
-    this.status.classList.toggle("error", msg.status === "error");
+    this.status.dataset.kind = msg.notice_kind || "";
+    this.status.classList.toggle("error", msg.notice_kind === "error");
     this.footer.textContent = msg.footer || "";
     this.footer.hidden = !msg.footer;
   }
