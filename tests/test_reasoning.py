@@ -5,8 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qwq_magic.events import ContentDelta, Event, ReasoningDelta
-from qwq_magic.reasoning import ThinkSplitter, split_text, think_mode_for
+from qwq_magic.completion import Completion
+from qwq_magic.events import ContentDelta, Event, ReasoningDelta, Reclassified
+from qwq_magic.reasoning import ThinkSplitter, apply_events, split_text, think_mode_for
 
 
 def run(chunks: list[str], mode: str = "open", fielded: list[str] | None = None) -> tuple[str, str]:
@@ -18,8 +19,13 @@ def run(chunks: list[str], mode: str = "open", fielded: list[str] | None = None)
         sp.process(ContentDelta(c), out)
     sp.flush(out)
     assert all(e.text for e in out if isinstance(e, (ReasoningDelta, ContentDelta))), "empty delta"
-    r = "".join(e.text for e in out if isinstance(e, ReasoningDelta))
-    c = "".join(e.text for e in out if isinstance(e, ContentDelta))
+    assert sum(isinstance(e, Reclassified) for e in out) <= 1
+    r, c = apply_events(out)
+    # the Completion folds the same events to the same texts
+    comp = Completion()
+    for e in out:
+        comp.add(e)
+    assert (comp.reasoning, comp.content) == (r, c)
     return r, c
 
 
