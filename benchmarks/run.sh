@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
-"$PY" -m pip install -q -e ".[bench]" || "$PY" -m pip install -q openai httpx-sse matplotlib
+"$PY" -m pip install -q "openai>=1.40" "httpx-sse>=0.4" "matplotlib>=3.7"   # the [bench] extra
 "$PY" -m pip install -q litellm || echo "litellm did not install: its row is left out" >&2
 if [ ! -d benchmarks/.jai/jupyter_ai_magics ]; then
   "$PY" -m pip install -q --target benchmarks/.jai jupyter-ai-magics \

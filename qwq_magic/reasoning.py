@@ -9,12 +9,19 @@ answer text the splitter decides what is reasoning:
   generated ``<think>`` at the very start is dropped; a stream that stops before ``</think>``
   stays reasoning (truncated thinking).
 * ``"auto"``: the model may open ``<think>`` itself (Qwen3 hybrid, unknown models). If the text
-  starts (after whitespace) with ``<think>`` it is reasoning until ``</think>``, else answer.
+  starts (after whitespace) with ``<think>`` it is reasoning until ``</think>``, else answer —
+  until a ``</think>`` arrives with no ``<think>`` opened (QwQ served under a name that says
+  nothing: ``--served-model-name reasoner``, an Ollama tag, a GGUF path). Then everything before
+  it was reasoning: the splitter emits one :class:`~qwq_magic.events.Reclassified` carrying the
+  answer text sent so far (consumers move it into the reasoning; the ``Completion`` does so
+  itself), the rest before the tag as reasoning, and what follows as the answer. A later
+  ``</think>`` stays answer text.
 * ``"off"``: thinking disabled; everything is answer. A stray empty ``<think>\\n\\n</think>``
   at the start is dropped.
 
-Tags cut across chunks at any character are held back until they can be decided, so every
-chunking of the same text gives the same reasoning and answer. Only the first ``</think>``
+Tags cut across chunks at any character are held back (at most 8 characters) until they can be
+decided, so every chunking of the same text gives the same reasoning and answer; :meth:`flush`
+releases them and must run on every end of a stream, broken or not. Only the first ``</think>``
 ends reasoning; later ones are answer text. Newlines right after ``</think>`` (and at the start
 of the answer in general) are dropped; nothing else is.
 """
