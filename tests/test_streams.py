@@ -321,3 +321,85 @@ def test_tail_and_chars_match_the_text(parts: list[str], n: int, read_first: boo
     assert c.tail("reasoning", n) == (text[-n:] if n else "")
     assert c.tail("content", n) == (text[-n:] if n else "")
     assert c.chars("reasoning") == len(text) == len(c.reasoning)
+
+
+# -- through %%qwq: the partial reply lands in _qwq --------------------------------------------
+@pytest.mark.parametrize("payload", ["1", "[]", '{"choices": {"0": 1}}', "[" * 100_000])
+def test_magic_keeps_the_partial_reply_of_a_hostile_stream(provider_server, payload):
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    from qwq_magic import session
+
+    srv = provider_server
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "qwq_magic")
+    session.reset()
+    try:
+        ip.run_line_magic("qwq", f"use openai --base-url {srv.base_url('vllm')} --model qwq")
+        ip.user_ns.pop("_qwq", None)
+        raw(srv, sse(chunk(content="Partial thought </thi"), done=False)
+            + f"data: {payload}\n\n".encode())
+        with capture_output():
+            res = ip.run_cell("%%qwq\nhello")
+        c = ip.user_ns.get("_qwq")
+        assert isinstance(c, Completion)
+        assert c.reasoning == "Partial thought </thi" and c.status == "error"
+        err = res.error_in_exec
+        assert err is None or isinstance(err, qm.QwqError), repr(err)
+    finally:
+        session.reset()
+        ip.user_ns.pop("_qwq", None)
+
+
+def test_cassette_round_trips_reclassified() -> None:
+    from qwq_magic.cassette import decode, encode
+
+    assert decode(encode(Reclassified("so far"))) == Reclassified("so far")
+
+
+# -- the call core fed bytes directly: arbitrary chunks never escape as anything but StreamError --
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["choices", "delta", "content", "reasoning_content", "finish_reason",
+                         "usage", "tool_calls", "function", "index", "error", "response",
+                         "result", "success", "message", "0"]), inner, max_size=4),
+    max_leaves=12)
+
+
+def _call(model: str = "qwq", preset: str = "openai") -> Any:
+    from qwq_magic.client import _Call
+
+    c = qm.Client(preset, base_url="http://127.0.0.1:9/v1", model=model, api_key="k",
+                  account_id="a")
+    return _Call(c, c.prepare("hi"))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(json_values, min_size=1, max_size=4), st.sampled_from(["openai", "cloudflare"]))
+def test_arbitrary_json_chunks_give_events_or_stream_error(objs: list[Any], preset: str) -> None:
+    call = _call("reasoner", preset)
+    body = b"".join(b"data: " + json.dumps(o).encode() + b"\n\n" for o in objs)
+    try:
+        call.feed_bytes(body)
+        call.end()
+    except qm.StreamError as e:
+        assert e.completion is call.completion and call.completion.status == "error"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(pieces.map("".join), min_size=1, max_size=10), st.data(),
+       st.sampled_from(["qwq", "reasoner"]))
+def test_cut_anywhere_then_flush_keeps_every_character(deltas: list[str], data: Any,
+                                                      model: str) -> None:
+    body = sse(*[chunk(content=d) for d in deltas], chunk(finish="stop"))
+    cut = data.draw(st.integers(0, len(body)))
+    call = _call(model)
+    for i in range(0, cut, 5):
+        call.feed_bytes(body[i:min(i + 5, cut)])
+    call.flush_held()  # what every end does (Stream._live's finally)
+    n_done = body[:cut].count(b"\n\n")
+    received = "".join(deltas[:min(n_done, len(deltas))])
+    c = call.completion
+    assert (c.reasoning, c.content) == split_text(received, "open" if model == "qwq" else "auto")
