@@ -126,3 +126,35 @@ def test_no_character_lost_or_duplicated(reasoning: str, answer: str, cuts: list
     r, c = run(pieces, "open")
     assert r == reasoning
     assert c == answer.lstrip("\r\n")
+
+
+# -- mode "auto": a </think> with no <think> makes everything before it reasoning --------------
+def test_auto_close_without_open_reclassifies_once() -> None:
+    sp = ThinkSplitter("auto")
+    out: list[Event] = []
+    for piece in ["Let me ", "think.", "</th", "ink>\n\nThe ", "answer </think> here"]:
+        sp.process(ContentDelta(piece), out)
+    sp.flush(out)
+    recl = [e for e in out if isinstance(e, Reclassified)]
+    assert recl == [Reclassified("Let me think.")]
+    assert apply_events(out) == ("Let me think.", "The answer </think> here")
+
+
+def test_auto_answer_without_tags_is_untouched() -> None:
+    assert run(["Plain ", "answer with a < b"], "auto") == ("", "Plain answer with a < b")
+
+
+@settings(max_examples=400, deadline=None)
+@given(texts, texts, st.lists(st.integers(0, 200), max_size=10))
+def test_auto_mode_qwq_shape_splits_like_open(reasoning: str, answer: str, cuts: list[int]) -> None:
+    """R + </think> + A with no opening tag, in mode "auto": R is the reasoning (minus the
+    leading newlines an answer start drops), A the answer — for every chunking."""
+    reasoning = reasoning.replace("</think>", "").replace("<think>", "")
+    if not reasoning.strip() or "<think>".startswith(reasoning.lstrip()):
+        reasoning = "x" + reasoning
+    text = reasoning + "</think>\n\n" + answer
+    pieces, prev = [], 0
+    for c in [*sorted(min(c, len(text)) for c in cuts), len(text)]:
+        pieces.append(text[prev:c])
+        prev = c
+    assert run(pieces, "auto") == (reasoning.lstrip("\r\n"), answer.lstrip("\r\n"))
