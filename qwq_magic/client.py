@@ -701,9 +701,10 @@ class Stream:
             try:
                 with http.stream(**call.request_kwargs()) as resp:
                     if resp.status_code >= 400:
-                        body = _read_capped(resp, MAX_ERROR_BODY_BYTES)
-                        delay = call.http_error(resp.status_code, resp.headers,
-                                                _text(body, resp), attempt)
+                        # no local holds the body: it may echo the key (Verbose tracebacks)
+                        delay = call.http_error(
+                            resp.status_code, resp.headers,
+                            _text(_read_capped(resp, MAX_ERROR_BODY_BYTES), resp), attempt)
                     elif _is_json(resp):
                         body = _read_capped(resp, MAX_LINE_BYTES + 1)
                         if len(body) > MAX_LINE_BYTES:
@@ -785,9 +786,9 @@ class AsyncStream:
             try:
                 async with http.stream(**call.request_kwargs()) as resp:
                     if resp.status_code >= 400:
-                        body = await _aread_capped(resp, MAX_ERROR_BODY_BYTES)
-                        delay = call.http_error(resp.status_code, resp.headers,
-                                                _text(body, resp), attempt)
+                        delay = call.http_error(
+                            resp.status_code, resp.headers,
+                            _text(await _aread_capped(resp, MAX_ERROR_BODY_BYTES), resp), attempt)
                     elif _is_json(resp):
                         body = await _aread_capped(resp, MAX_LINE_BYTES + 1)
                         if len(body) > MAX_LINE_BYTES:
