@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "ToolCallDelta": "events",
     "Usage": "events",
     "Finish": "events",
+    "Reclassified": "events",
     "SamplingParams": "params",
     "PreparedRequest": "request",
     "PRESETS": "providers",

@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import CassetteMissError, QwqError
-from .events import ContentDelta, Event, Finish, ReasoningDelta, ToolCallDelta, Usage
+from .events import (
+    ContentDelta,
+    Event,
+    Finish,
+    ReasoningDelta,
+    Reclassified,
+    ToolCallDelta,
+    Usage,
+)
 
 if TYPE_CHECKING:
     from .client import _Call
@@ -61,6 +69,8 @@ def encode(ev: Event) -> list[Any]:
         u: Usage = ev  # type: ignore[assignment]
         d = {k: getattr(u, k) for k in u.__slots__ if getattr(u, k) is not None}  # type: ignore[attr-defined]
         return ["u", d]
+    if t is Reclassified:
+        return ["x", ev.text]  # type: ignore[union-attr]
     f: Finish = ev  # type: ignore[assignment]
     return ["f", f.reason, f.raw]
 
@@ -77,6 +87,8 @@ def decode(item: list[Any]) -> Event:
         return Usage(**item[1])
     if kind == "f":
         return Finish(item[1], item[2])
+    if kind == "x":
+        return Reclassified(item[1])
     raise ValueError(f"unknown event kind {kind!r} in cassette")
 
 

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
+from jiter import from_json as _from_json
 
 from . import __version__, _retry, runlog
 from ._log import logger
-from ._sse import SSEDecoder
+from ._sse import MAX_ERROR_BODY_BYTES, MAX_LINE_BYTES, SSEDecoder, SSEError
 from .completion import Completion
 from .errors import (
     APIError,
@@ -364,7 +364,8 @@ class _Call:
     No I/O here: the shells feed it response lines and ask it what to do about errors.
     """
 
-    __slots__ = ("client", "completion", "done", "finished", "parse", "req", "splitter", "sse")
+    __slots__ = ("_raw", "client", "completion", "done", "finished", "parse", "req", "splitter",
+                 "sse")
 
     def __init__(self, client: Client, req: PreparedRequest) -> None:
         self.client = client
@@ -376,6 +377,7 @@ class _Call:
         self.completion.timings.start = time.perf_counter()
         self.splitter = ThinkSplitter(req.think)
         self.sse = SSEDecoder()
+        self._raw: list[Event] = []  # reused for every chunk (no list per event)
         self.parse = self.client.preset.wire.parse_chunk
         self.done = False
         self.finished = False
@@ -383,7 +385,8 @@ class _Call:
     @property
     def started(self) -> bool:
         c = self.completion
-        return bool(c.reasoning_pieces or c.content_pieces or c.tool_calls)
+        return bool(c.reasoning_pieces or c.content_pieces or c.tool_calls
+                    or self.splitter.holding)
 
     def request_kwargs(self) -> dict[str, Any]:
         return {
@@ -395,61 +398,111 @@ class _Call:
         }
 
     # -- the response ------------------------------------------------------------------------
-    def feed_line(self, line: str) -> list[Event]:
-        ev = self.sse.feed(line)
-        if ev is None:
-            return []
-        return self._on_event(ev[0], ev[1])
-
-    def _on_event(self, name: str, data: str) -> list[Event]:
-        if data == "[DONE]":
-            self.done = True
-            return []
-        if not data:
-            return []
+    def feed_bytes(self, chunk: bytes) -> list[Event]:
+        """One network read of the stream body → the events it completed (folded already)."""
         try:
-            obj = json.loads(data)
-        except ValueError:
-            raise self._broken(f"the provider sent a malformed chunk: {data[:200]!r}") from None
+            evs = self.sse.feed(chunk)
+        except SSEError as e:
+            raise self._broken(str(e)) from None
+        out: list[Event] = []
+        for name, data in evs:
+            self._on_event(name, data, out)
+        return out
+
+    def feed_line(self, line: str) -> list[Event]:
+        """One decoded line (without its line ending): for callers that split lines
+        themselves."""
+        return self.feed_bytes(line.encode() + b"\n")
+
+    def _on_event(self, name: str, data: bytes, out: list[Event]) -> None:
+        if data == b"[DONE]":
+            self.done = True
+            return
+        if not data:
+            return
+        try:
+            obj = _from_json(data, cache_mode="none")
+        except ValueError as e:
+            why = "nested too deeply" if "recursion" in str(e) else "malformed"
+            raise self._broken(f"the provider sent a {why} chunk: {_show(data)}") from None
+        if type(obj) is not dict:
+            raise self._broken(f"the provider sent a chunk that is not a JSON object: "
+                               f"{_show(data)}")
         if name == "error":
             msg, code = error_from_obj(obj)
             raise self._broken(f"the provider reported an error mid-stream: {msg}", code=code)
-        raw: list[Event] = []
+        raw = self._raw
         try:
             self.parse(obj, raw)
         except StreamError as e:
+            self._fold(raw, out)  # what the chunk held before the error is kept
+            raw.clear()
             raise self._broken(str(e), code=e.code) from None
-        return self._fold(raw)
+        except (AttributeError, TypeError, KeyError, IndexError, ValueError, RecursionError):
+            self._fold(raw, out)
+            raw.clear()
+            raise self._broken(f"the provider sent a chunk of an unexpected shape: "
+                               f"{_show(data)}") from None
+        self._fold(raw, out)
+        raw.clear()
 
-    def _fold(self, raw: list[Event]) -> list[Event]:
-        out: list[Event] = []
+    def _fold(self, raw: list[Event], out: list[Event]) -> None:
+        """Split inline reasoning, fold into the Completion; append what comes out to out."""
+        n = len(out)
         process = self.splitter.process
         for e in raw:
             process(e, out)
         add = self.completion.add
-        for e in out:
+        for i in range(n, len(out)):
+            e = out[i]
             add(e)
             if type(e) is Finish:
                 self.finished = True
-        return out
 
-    def feed_body(self, text: str) -> list[Event]:
+    def feed_body(self, text: str | bytes) -> list[Event]:
         """A whole JSON body (non-streaming request, or a server that ignored stream:true)."""
         try:
-            obj = json.loads(text)
+            obj = _from_json(text.encode() if isinstance(text, str) else text)
         except ValueError:
-            raise self._broken(f"the provider sent a non-JSON body: {text[:200]!r}") from None
+            raise self._broken(f"the provider sent a non-JSON body: {_show(text)}") from None
         self.done = True
-        raw: list[Event] = []
-        self.parse(obj, raw)
-        return self._fold(raw)
+        if type(obj) is not dict:
+            raise self._broken(f"the provider sent a body that is not a JSON object: "
+                               f"{_show(text)}")
+        out: list[Event] = []
+        raw = self._raw
+        try:
+            self.parse(obj, raw)
+        except StreamError:
+            self._fold(raw, out)
+            raw.clear()
+            raise
+        except (AttributeError, TypeError, KeyError, IndexError, ValueError, RecursionError):
+            self._fold(raw, out)
+            raw.clear()
+            raise self._broken(f"the provider sent a body of an unexpected shape: "
+                               f"{_show(text)}") from None
+        self._fold(raw, out)
+        raw.clear()
+        return out
+
+    def flush_held(self) -> list[Event]:
+        """Release what the think splitter holds back (a possible tag) into the Completion.
+        Called on every end of a stream — clean, error, drop, interrupt, stop — so that every
+        character received is kept. Idempotent."""
+        if not self.splitter.holding:
+            return []
+        rest: list[Event] = []
+        self.splitter.flush(rest)
+        for e in rest:
+            self.completion.add(e)
+        return rest
 
     def end(self) -> list[Event]:
         """The response ended: flush, infer a missing finish, detect truncation."""
         out: list[Event] = []
-        tail = self.sse.close()
-        if tail is not None:
-            out += self._on_event(*tail)
+        for name, data in self.sse.close():
+            self._on_event(name, data, out)
         rest: list[Event] = []
         self.splitter.flush(rest)
         for e in rest:
@@ -488,6 +541,7 @@ class _Call:
 
     # -- errors ------------------------------------------------------------------------------
     def _broken(self, msg: str, code: Any = None) -> StreamError:
+        self.flush_held()
         c = self.completion
         kept = ""
         if self.started:
@@ -580,6 +634,36 @@ class _Call:
         raise err from None
 
 
+def _show(data: str | bytes, n: int = 200) -> str:
+    """A short, safe quote of what the provider sent (for error messages)."""
+    if isinstance(data, bytes):
+        data = data[: n * 4].decode("utf-8", "replace")
+    return repr(data[:n]) + ("…" if len(data) > n else "")
+
+
+def _read_capped(resp: httpx.Response, cap: int) -> bytes:
+    """At most ``cap`` bytes of a body (the rest is never read: memory stays bounded)."""
+    buf = bytearray()
+    for chunk in resp.iter_bytes():
+        buf += chunk
+        if len(buf) >= cap:
+            break
+    return bytes(buf[:cap])
+
+
+async def _aread_capped(resp: httpx.Response, cap: int) -> bytes:
+    buf = bytearray()
+    async for chunk in resp.aiter_bytes():
+        buf += chunk
+        if len(buf) >= cap:
+            break
+    return bytes(buf[:cap])
+
+
+def _text(data: bytes, resp: httpx.Response) -> str:
+    return data.decode(resp.encoding or "utf-8", "replace")
+
+
 def _fmt_timeout(t: httpx.Timeout, kind: str) -> str:
     v = t.connect if kind == "connect" else t.read
     return f"{v:g} s" if v is not None else "none"
@@ -664,23 +748,31 @@ class Stream:
             try:
                 with http.stream(**call.request_kwargs()) as resp:
                     if resp.status_code >= 400:
-                        resp.read()
-                        delay = call.http_error(resp.status_code, resp.headers, resp.text, attempt)
+                        # no local holds the body: it may echo the key (Verbose tracebacks)
+                        delay = call.http_error(
+                            resp.status_code, resp.headers,
+                            _text(_read_capped(resp, MAX_ERROR_BODY_BYTES), resp), attempt)
                     elif _is_json(resp):
-                        resp.read()
-                        yield from call.feed_body(resp.text)
+                        body = _read_capped(resp, MAX_LINE_BYTES + 1)
+                        if len(body) > MAX_LINE_BYTES:
+                            raise call._broken(f"the reply body is larger than "
+                                               f"{MAX_LINE_BYTES >> 20} MiB")
+                        yield from call.feed_body(body)
                         yield from call.end()
                         return
                     else:
-                        feed = call.feed_line
-                        for line in resp.iter_lines():
-                            evs = feed(line)
+                        feed = call.feed_bytes
+                        for chunk in resp.iter_bytes():
+                            evs = feed(chunk)
                             if evs:
                                 yield from evs
                         yield from call.end()
                         return
             except httpx.HTTPError as exc:
                 delay = call.transport_error(exc, attempt)
+            finally:
+                # every end (error, drop, interrupt, stop): nothing held back is lost
+                call.flush_held()
             attempt += 1
             time.sleep(delay)
 
@@ -744,22 +836,28 @@ class AsyncStream:
             try:
                 async with http.stream(**call.request_kwargs()) as resp:
                     if resp.status_code >= 400:
-                        await resp.aread()
-                        delay = call.http_error(resp.status_code, resp.headers, resp.text, attempt)
+                        delay = call.http_error(
+                            resp.status_code, resp.headers,
+                            _text(await _aread_capped(resp, MAX_ERROR_BODY_BYTES), resp), attempt)
                     elif _is_json(resp):
-                        await resp.aread()
-                        for ev in call.feed_body(resp.text) + call.end():
+                        body = await _aread_capped(resp, MAX_LINE_BYTES + 1)
+                        if len(body) > MAX_LINE_BYTES:
+                            raise call._broken(f"the reply body is larger than "
+                                               f"{MAX_LINE_BYTES >> 20} MiB")
+                        for ev in call.feed_body(body) + call.end():
                             yield ev
                         return
                     else:
-                        feed = call.feed_line
-                        async for line in resp.aiter_lines():
-                            for ev in feed(line):
+                        feed = call.feed_bytes
+                        async for chunk in resp.aiter_bytes():
+                            for ev in feed(chunk):
                                 yield ev
                         for ev in call.end():
                             yield ev
                         return
             except httpx.HTTPError as exc:
                 delay = call.transport_error(exc, attempt)
+            finally:
+                call.flush_held()
             attempt += 1
             await asyncio.sleep(delay)

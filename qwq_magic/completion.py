@@ -8,11 +8,30 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .events import ContentDelta, Event, Finish, ReasoningDelta, ToolCallDelta, Usage
+from .events import (
+    ContentDelta,
+    Event,
+    Finish,
+    ReasoningDelta,
+    Reclassified,
+    ToolCallDelta,
+    Usage,
+)
 
 Status = Literal["streaming", "complete", "interrupted", "stopped", "error"]
 
 _INLINE_TOOL_CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.S)
+
+
+def _join(parts: list[str]) -> str:
+    """The text of ``parts``, which becomes that one piece (memory: the text, once)."""
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        return ""
+    text = "".join(parts)
+    parts[:] = [text]
+    return text
 
 
 @dataclass(slots=True)
@@ -88,9 +107,10 @@ class Completion:
     #: guided JSON: the earlier attempts of this reply (answers that missed the schema)
     attempts: list[Completion] = field(default_factory=list, repr=False)
     reasoning_complete: bool = False  # the model finished thinking (</think> or a switch)
+    # the text as it arrived since it was last read: joined into one piece on every read of
+    # .reasoning / .content and on finish, so a finished reply holds each text once
     _reasoning: list[str] = field(default_factory=list, repr=False)
     _content: list[str] = field(default_factory=list, repr=False)
-    _cache: list[str | None] = field(default_factory=lambda: [None, None], repr=False)
     _n_events: list[int] = field(default_factory=lambda: [0, 0], repr=False)
 
     # -- folding events --------------------------------------------------------------------
@@ -101,17 +121,17 @@ class Completion:
             if self.timings.first_token is None:
                 self.timings.first_token = time.perf_counter()
             self._reasoning.append(ev.text)  # type: ignore[union-attr]
-            self._cache[0] = None
             self._n_events[0] += 1
         elif t is ContentDelta:
-            now = time.perf_counter()
-            if self.timings.first_token is None:
-                self.timings.first_token = now
-            if self.timings.reasoning_end is None and self._reasoning:
-                self.timings.reasoning_end = now
-                self.reasoning_complete = True
+            tm = self.timings
+            if tm.reasoning_end is None and (tm.first_token is None or self._reasoning):
+                now = time.perf_counter()
+                if tm.first_token is None:
+                    tm.first_token = now
+                if self._reasoning:
+                    tm.reasoning_end = now
+                    self.reasoning_complete = True
             self._content.append(ev.text)  # type: ignore[union-attr]
-            self._cache[1] = None
             self._n_events[1] += 1
         elif t is ToolCallDelta:
             self._add_tool(ev)  # type: ignore[arg-type]
@@ -119,6 +139,20 @@ class Completion:
             self.usage = ev  # type: ignore[assignment]  # cumulative: the last one wins
         elif t is Finish:
             self.finish_reason = ev.reason  # type: ignore[union-attr]
+        elif t is Reclassified:
+            self._reclassify()
+
+    def _reclassify(self) -> None:
+        """The answer so far was reasoning (see :class:`~qwq_magic.events.Reclassified`)."""
+        if not self._content:
+            return
+        self._reasoning.extend(self._content)
+        self._content = []
+        n = self._n_events
+        n[0], n[1] = n[0] + n[1], 0
+        # the </think> that reclassified it closed the reasoning: the fold shows "Thought for"
+        self.timings.reasoning_end = time.perf_counter()
+        self.reasoning_complete = True
 
     def _add_tool(self, ev: ToolCallDelta) -> None:
         if self.timings.first_token is None:
@@ -156,29 +190,48 @@ class Completion:
         self.status = status
         if error is not None:
             self.error = error
+        _join(self._reasoning)
+        _join(self._content)
 
     # -- reading ---------------------------------------------------------------------------
     @property
     def reasoning(self) -> str:
-        r = self._cache[0]
-        if r is None:
-            r = self._cache[0] = "".join(self._reasoning)
-        return r
+        return _join(self._reasoning)
 
     @property
     def content(self) -> str:
-        c = self._cache[1]
-        if c is None:
-            c = self._cache[1] = "".join(self._content)
-        return c
+        return _join(self._content)
+
+    def tail(self, kind: Literal["reasoning", "content"], n_chars: int) -> str:
+        """The last ``n_chars`` characters of the reasoning or the answer, without joining the
+        whole text (what a live view shows while streaming). Cost: ``O(n_chars)`` plus the
+        pieces walked, whatever the length of the reply."""
+        parts = self._reasoning if kind == "reasoning" else self._content
+        if n_chars <= 0 or not parts:
+            return ""
+        if len(parts) == 1:
+            return parts[0][-n_chars:]
+        got, i = 0, len(parts)
+        while i > 0 and got < n_chars:
+            i -= 1
+            got += len(parts[i])
+        return "".join(parts[i:])[-n_chars:]
+
+    def chars(self, kind: Literal["reasoning", "content"]) -> int:
+        """Length of the reasoning or the answer so far (cheap: no join)."""
+        parts = self._reasoning if kind == "reasoning" else self._content
+        return sum(map(len, parts))
 
     @property
     def reasoning_pieces(self) -> list[str]:
-        """The reasoning as it arrived (renderers append only what is new)."""
+        """The reasoning in the pieces not yet joined (reading :attr:`reasoning`, or the end
+        of the stream, joins them into one). Kept for renderers written against it; prefer
+        :meth:`tail` and :meth:`chars`."""
         return self._reasoning
 
     @property
     def content_pieces(self) -> list[str]:
+        """The answer in the pieces not yet joined (see :attr:`reasoning_pieces`)."""
         return self._content
 
     @property

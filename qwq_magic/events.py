@@ -48,6 +48,21 @@ class Usage:
 
 
 @dataclass(slots=True)
+class Reclassified:
+    """The answer text received so far, ``text``, was reasoning after all.
+
+    Sent when a ``</think>`` arrives although no ``<think>`` opened (a QwQ-style model served
+    under a name that says nothing, so the splitter could not know the reply starts inside the
+    reasoning). Everything streamed as :class:`ContentDelta` until now is ``text``; a consumer
+    moves it from its answer to its reasoning (``reasoning += text; answer = ""``). The
+    :class:`~qwq_magic.completion.Completion` does this itself. It happens at most once per
+    reply; a later ``</think>`` stays answer text.
+    """
+
+    text: str
+
+
+@dataclass(slots=True)
 class Finish:
     """The end of a choice: a normalised reason plus the provider's raw value."""
 
@@ -55,7 +70,7 @@ class Finish:
     raw: str | None = None
 
 
-Event = ReasoningDelta | ContentDelta | ToolCallDelta | Usage | Finish
+Event = ReasoningDelta | ContentDelta | ToolCallDelta | Usage | Finish | Reclassified
 
 _FINISH_MAP: dict[str, FinishReason] = {
     "stop": "stop",

@@ -9,12 +9,19 @@ answer text the splitter decides what is reasoning:
   generated ``<think>`` at the very start is dropped; a stream that stops before ``</think>``
   stays reasoning (truncated thinking).
 * ``"auto"``: the model may open ``<think>`` itself (Qwen3 hybrid, unknown models). If the text
-  starts (after whitespace) with ``<think>`` it is reasoning until ``</think>``, else answer.
+  starts (after whitespace) with ``<think>`` it is reasoning until ``</think>``, else answer —
+  until a ``</think>`` arrives with no ``<think>`` opened (QwQ served under a name that says
+  nothing: ``--served-model-name reasoner``, an Ollama tag, a GGUF path). Then everything before
+  it was reasoning: the splitter emits one :class:`~qwq_magic.events.Reclassified` carrying the
+  answer text sent so far (consumers move it into the reasoning; the ``Completion`` does so
+  itself), the rest before the tag as reasoning, and what follows as the answer. A later
+  ``</think>`` stays answer text.
 * ``"off"``: thinking disabled; everything is answer. A stray empty ``<think>\\n\\n</think>``
   at the start is dropped.
 
-Tags cut across chunks at any character are held back until they can be decided, so every
-chunking of the same text gives the same reasoning and answer. Only the first ``</think>``
+Tags cut across chunks at any character are held back (at most 8 characters) until they can be
+decided, so every chunking of the same text gives the same reasoning and answer; :meth:`flush`
+releases them and must run on every end of a stream, broken or not. Only the first ``</think>``
 ends reasoning; later ones are answer text. Newlines right after ``</think>`` (and at the start
 of the answer in general) are dropped; nothing else is.
 """
@@ -23,7 +30,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .events import ContentDelta, Event, ReasoningDelta
+from .events import ContentDelta, Event, ReasoningDelta, Reclassified
 
 ThinkMode = Literal["open", "auto", "off"]
 
@@ -48,9 +55,15 @@ def _partial_suffix(s: str, tag: str) -> int:
 
 
 class ThinkSplitter:
-    """Turns a stream of answer-text deltas into reasoning and content deltas."""
+    """Turns a stream of answer-text deltas into reasoning and content deltas.
 
-    __slots__ = ("_buf", "_content_started", "_fielded", "mode", "saw_close", "state")
+    Cost per delta is proportional to the delta, never to the text so far: only a held-back
+    partial tag (at most 8 characters) is carried from one delta to the next, and a delta
+    without ``<`` takes a fast path with no scanning at all.
+    """
+
+    __slots__ = ("_buf", "_content_started", "_fielded", "_watched", "mode", "saw_close",
+                 "state")
 
     def __init__(self, mode: ThinkMode = "auto") -> None:
         self.mode: ThinkMode = mode
@@ -59,26 +72,43 @@ class ThinkSplitter:
         self._fielded = False  # the provider sends reasoning in a field: no inline splitting
         self._content_started = False
         self.saw_close = False  # a </think> (or a reasoning→answer switch) was seen
+        # mode "auto", answer decided at the start: the answer pieces sent so far, in case a
+        # </think> shows they were reasoning (None: not watching)
+        self._watched: list[str] | None = None
 
     @property
     def in_reasoning(self) -> bool:
         """True while text would currently count as reasoning."""
         return self.state == _REASONING or (self.state == _START and self.mode == "open")
 
+    @property
+    def holding(self) -> int:
+        """How many characters are held back (a possible tag), not yet sent on."""
+        return len(self._buf)
+
     # -- public API ---------------------------------------------------------------------------
     def process(self, ev: Event, out: list[Event]) -> None:
         """Feed one event from a dialect; append the resulting events to ``out``."""
-        if type(ev) is ContentDelta:
-            self.feed(ev.text, out)
-        elif type(ev) is ReasoningDelta:
+        t = type(ev)
+        if t is ContentDelta:
+            text = ev.text  # type: ignore[union-attr]
+            if not text:
+                return
+            if (self.state == _CONTENT and self._content_started and self._watched is None
+                    and not self._buf):
+                out.append(ev)  # plain answer text: passed on as it is
+            else:
+                self.feed(text, out)
+        elif t is ReasoningDelta:
             if not self._fielded:
                 self._fielded = True
-                if self._buf and self.state != _CONTENT:
-                    # text held while deciding the start is answer-side text
-                    self._emit_content(self._buf, out)
-                    self._buf = ""
+                self._watched = None
+                if self._buf:
+                    # text held while deciding is answer-side text
+                    buf, self._buf = self._buf, ""
+                    self._emit_content(buf, out)
                 self.state = _CONTENT
-            if ev.text:
+            if ev.text:  # type: ignore[union-attr]
                 out.append(ev)
         else:
             out.append(ev)
@@ -105,14 +135,19 @@ class ThinkSplitter:
                 text = s
             self._emit_content(text, out)
             return
-        s = self._buf + text
+        state = self.state
+        if state == _REASONING and not self._buf and "<" not in text:
+            out.append(ReasoningDelta(text))  # fast path: nothing to look for
+            return
+        s = self._buf + text if self._buf else text
         self._buf = ""
-        if self.state == _START:
+        if state == _START:
             rest = self._decide_start(s, out)
             if rest is None:
                 return
             s = rest
-        if self.state == _REASONING:
+            state = self.state
+        if state == _REASONING:
             i = s.find(CLOSE)
             if i == -1:
                 k = _partial_suffix(s, CLOSE)
@@ -127,12 +162,16 @@ class ThinkSplitter:
             self.state = _CONTENT
             self.saw_close = True
             s = s[i + len(CLOSE) :]
+        elif self._watched is not None:
+            s = self._watch(s, out)
         if s:
             self._emit_content(s, out)
 
     def flush(self, out: list[Event]) -> None:
-        """End of stream: release anything held back."""
+        """End of stream (clean or not): release anything held back. Call it on every end —
+        error, dropped connection, interrupt, stop — so no character is lost."""
         s, self._buf = self._buf, ""
+        self._watched = None
         if not s:
             return
         if self._fielded or self.state == _CONTENT:
@@ -143,6 +182,32 @@ class ThinkSplitter:
             self._emit_content(s, out)
 
     # -- internals ---------------------------------------------------------------------------
+    def _watch(self, s: str, out: list[Event]) -> str:
+        """Answer text in mode "auto" before any ``</think>``: a ``</think>`` now means all
+        of it was reasoning. Returns the part still to send as answer."""
+        if "<" not in s:
+            return s
+        i = s.find(CLOSE)
+        if i == -1:
+            k = _partial_suffix(s, CLOSE)
+            if k:
+                self._buf = s[-k:]
+                return s[:-k]
+            return s
+        watched = self._watched or []
+        self._watched = None
+        self.state = _CONTENT
+        self.saw_close = True
+        before = s[:i]
+        if watched:
+            out.append(Reclassified("".join(watched)))
+        elif not self._content_started:
+            before = before.lstrip("\r\n")  # as it would have been had it been sent as answer
+        if before:
+            out.append(ReasoningDelta(before))
+        self._content_started = False  # the answer starts after the tag (newlines dropped)
+        return s[i + len(CLOSE) :]
+
     def _decide_start(self, s: str, out: list[Event]) -> str | None:
         """At the very start: look for an opening tag. Returns the rest, or None to wait."""
         stripped = s.lstrip()
@@ -170,6 +235,8 @@ class ThinkSplitter:
             self.state = _REASONING
         else:
             self.state = _CONTENT
+            if self.mode == "auto":
+                self._watched = []  # a </think> may still show this was reasoning
         return s
 
     def _emit_content(self, s: str, out: list[Event]) -> None:
@@ -178,6 +245,8 @@ class ThinkSplitter:
             if not s:
                 return
             self._content_started = True
+        if self._watched is not None:
+            self._watched.append(s)
         out.append(ContentDelta(s))
 
 
@@ -187,9 +256,24 @@ def split_text(text: str, mode: ThinkMode = "auto") -> tuple[str, str]:
     sp = ThinkSplitter(mode)
     sp.feed(text, out)
     sp.flush(out)
-    r = "".join(e.text for e in out if isinstance(e, ReasoningDelta))
-    c = "".join(e.text for e in out if isinstance(e, ContentDelta))
-    return r, c
+    return apply_events(out)
+
+
+def apply_events(events: list[Event]) -> tuple[str, str]:
+    """``(reasoning, content)`` from a list of events, :class:`Reclassified` applied — what a
+    stream consumer that keeps its own text does."""
+    r: list[str] = []
+    c: list[str] = []
+    for e in events:
+        t = type(e)
+        if t is ReasoningDelta:
+            r.append(e.text)  # type: ignore[union-attr]
+        elif t is ContentDelta:
+            c.append(e.text)  # type: ignore[union-attr]
+        elif t is Reclassified:
+            r.extend(c)
+            c = []
+    return "".join(r), "".join(c)
 
 
 def think_mode_for(model: str | None, enable_thinking: bool | None = None) -> ThinkMode:

@@ -810,11 +810,9 @@ def test_reclassified_answer_moves_into_the_fold_everywhere() -> None:
     assert "<strong>Two</strong>" in before and "qwq-reasoning" not in before
     assert assistant_message(c, False)["html"]
     # what the splitter does: the content so far becomes reasoning, the answer starts afresh
-    c._reasoning[:] = list(c._content)
-    c._content.clear()
-    c._cache[:] = [None, None]
-    c._n_events[:] = [c._n_events[1], 0]
-    c.reasoning_complete = True
+    from qwq_magic.events import Reclassified
+
+    c.add(Reclassified(c.content))
     after = live_bundle(c)["text/html"]
     assert 'class="qwq-answer"' not in after and "**Two** and two" in after
     assert " open" not in details_tag(after) and "Thought for" in after

@@ -34,9 +34,6 @@ if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("gg
 from llama.make_model import JSON_SCHEMA  # noqa: E402
 from llama.server import LlamaServer  # noqa: E402
 
-NEEDS_SPLITTER = pytest.mark.xfail(
-    strict=True, reason="needs #12.1 splitter: a </think> with no opening tag makes what came "
-    "before it reasoning, whatever the model's name")
 NEEDS_COUNTED_USAGE = pytest.mark.xfail(
     strict=True, reason="needs #12.6: usage counted from the stream when the server sends none")
 
@@ -83,7 +80,6 @@ def test_streams_the_whole_reply_token_by_token(llama, client):
     assert m.reasoning.strip() in text and text.rstrip().endswith(m.answer)
 
 
-@NEEDS_SPLITTER
 def test_custom_name_missing_open_tag_still_splits(llama, client):
     c = client.complete("What is 2+2?")
     assert c.reasoning.strip() == llama.model.reasoning.strip()
@@ -211,7 +207,6 @@ def test_magic_streams_the_reply_into_the_cell(llama, ip):
     assert "The answer is four." in final
 
 
-@NEEDS_SPLITTER
 def test_magic_folds_reasoning_under_a_custom_name(llama, ip):
     cap = _cell(ip, "-o ans", "What is 2+2?")
     c = ip.user_ns["ans"]

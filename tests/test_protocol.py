@@ -16,11 +16,12 @@ from qwq_magic.providers._common import error_message
 
 
 def decode(lines: list[str]) -> list[tuple[str, str]]:
+    """Feed ``lines`` (LF-terminated, except the last) one network read each."""
     d = SSEDecoder()
-    out = [e for line in lines if (e := d.feed(line)) is not None]
-    if (tail := d.close()) is not None:
-        out.append(tail)
-    return out
+    out = [e for i, line in enumerate(lines)
+           for e in d.feed(line.encode() + (b"\n" if i < len(lines) - 1 else b""))]
+    out += d.close()
+    return [(name, data.decode()) for name, data in out]
 
 
 def test_sse_data_comments_multiline_and_error_field() -> None:

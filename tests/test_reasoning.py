@@ -5,8 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qwq_magic.events import ContentDelta, Event, ReasoningDelta
-from qwq_magic.reasoning import ThinkSplitter, split_text, think_mode_for
+from qwq_magic.completion import Completion
+from qwq_magic.events import ContentDelta, Event, ReasoningDelta, Reclassified
+from qwq_magic.reasoning import ThinkSplitter, apply_events, split_text, think_mode_for
 
 
 def run(chunks: list[str], mode: str = "open", fielded: list[str] | None = None) -> tuple[str, str]:
@@ -18,8 +19,13 @@ def run(chunks: list[str], mode: str = "open", fielded: list[str] | None = None)
         sp.process(ContentDelta(c), out)
     sp.flush(out)
     assert all(e.text for e in out if isinstance(e, (ReasoningDelta, ContentDelta))), "empty delta"
-    r = "".join(e.text for e in out if isinstance(e, ReasoningDelta))
-    c = "".join(e.text for e in out if isinstance(e, ContentDelta))
+    assert sum(isinstance(e, Reclassified) for e in out) <= 1
+    r, c = apply_events(out)
+    # the Completion folds the same events to the same texts
+    comp = Completion()
+    for e in out:
+        comp.add(e)
+    assert (comp.reasoning, comp.content) == (r, c)
     return r, c
 
 
@@ -120,3 +126,35 @@ def test_no_character_lost_or_duplicated(reasoning: str, answer: str, cuts: list
     r, c = run(pieces, "open")
     assert r == reasoning
     assert c == answer.lstrip("\r\n")
+
+
+# -- mode "auto": a </think> with no <think> makes everything before it reasoning --------------
+def test_auto_close_without_open_reclassifies_once() -> None:
+    sp = ThinkSplitter("auto")
+    out: list[Event] = []
+    for piece in ["Let me ", "think.", "</th", "ink>\n\nThe ", "answer </think> here"]:
+        sp.process(ContentDelta(piece), out)
+    sp.flush(out)
+    recl = [e for e in out if isinstance(e, Reclassified)]
+    assert recl == [Reclassified("Let me think.")]
+    assert apply_events(out) == ("Let me think.", "The answer </think> here")
+
+
+def test_auto_answer_without_tags_is_untouched() -> None:
+    assert run(["Plain ", "answer with a < b"], "auto") == ("", "Plain answer with a < b")
+
+
+@settings(max_examples=400, deadline=None)
+@given(texts, texts, st.lists(st.integers(0, 200), max_size=10))
+def test_auto_mode_qwq_shape_splits_like_open(reasoning: str, answer: str, cuts: list[int]) -> None:
+    """R + </think> + A with no opening tag, in mode "auto": R is the reasoning (minus the
+    leading newlines an answer start drops), A the answer — for every chunking."""
+    reasoning = reasoning.replace("</think>", "").replace("<think>", "")
+    if not reasoning.strip() or "<think>".startswith(reasoning.lstrip()):
+        reasoning = "x" + reasoning
+    text = reasoning + "</think>\n\n" + answer
+    pieces, prev = [], 0
+    for c in [*sorted(min(c, len(text)) for c in cuts), len(text)]:
+        pieces.append(text[prev:c])
+        prev = c
+    assert run(pieces, "auto") == (reasoning.lstrip("\r\n"), answer.lstrip("\r\n"))

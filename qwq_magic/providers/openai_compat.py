@@ -61,6 +61,8 @@ def parse_chunk(obj: dict[str, Any], out: list[Event]) -> None:
                           body=json.dumps(obj))
     choices = obj.get("choices")
     if choices:
+        if type(choices) is not list:
+            raise StreamError(f"'choices' is a {type(choices).__name__}, not a list")
         ch = choices[0]
         delta = ch.get("delta")
         if delta is None:
@@ -82,6 +84,8 @@ def parse_chunk(obj: dict[str, Any], out: list[Event]) -> None:
                     parse_tool_call(tc, i, out)
         fr = ch.get("finish_reason")
         if fr:
+            if type(fr) is not str:
+                raise StreamError(f"finish_reason is not a string: {json.dumps(fr)[:100]}")
             out.append(Finish(normalize_finish(fr), fr))
     usage = obj.get("usage")
     if usage:

@@ -35,7 +35,7 @@ API_KEY = "test-key"
 ACCOUNT_ID = "acct123"
 
 FAULTS = ("status", "error_event", "drop", "stall", "cut_bytes", "comments", "crlf", "no_done",
-          "json_instead_of_stream", "error_200", "reject_json_schema", "html_500")
+          "json_instead_of_stream", "error_200", "reject_json_schema", "html_500", "raw")
 
 DEFAULT_MODELS = {
     "vllm": "qwq", "vllm-old": "qwq", "ollama": "qwq", "llamacpp": "qwq",
@@ -213,7 +213,9 @@ class ProviderServer:
         ``drop`` (close the connection after N events), ``stall`` (seconds= after N events),
         ``cut_bytes`` (size=: write the stream in pieces of that many bytes), ``comments``,
         ``crlf``, ``no_done``, ``json_instead_of_stream``, ``error_200``,
-        ``reject_json_schema`` (code=, forms=), ``html_500``.
+        ``reject_json_schema`` (code=, forms=), ``html_500``, ``raw`` (send these exact bytes
+        as the reply: head= text once, then body= text or b64= bytes repeat= times, status=, content_type=,
+        size= bytes per write, cut= drop the connection after that many bytes).
         """
         if kind not in FAULTS:
             raise ValueError(f"unknown fault {kind!r}; faults: {', '.join(FAULTS)}")
@@ -438,6 +440,9 @@ class _Handler(BaseHTTPRequestHandler):
         kinds = {f.kind: f for f in faults}
         if "status" in kinds:
             self._status_fault(route, kinds["status"])
+        if "raw" in kinds:
+            self._raw(kinds["raw"].opts)
+            raise _Handled
         if "html_500" in kinds:
             self._send_bytes(500, b"<html><body><h1>500 Internal Server Error</h1>"
                              b"<p>nginx</p></body></html>", "text/html")
@@ -650,6 +655,40 @@ class _Handler(BaseHTTPRequestHandler):
             self._chunk(f"{fld}: {payload}{nl}{nl}".encode(), size)
             if pace:
                 time.sleep(pace)
+        self._end_chunks()
+
+    def _raw(self, opts: dict[str, Any]) -> None:
+        """The ``raw`` fault: exact bytes, in chunked encoding, maybe cut short."""
+        import base64
+
+        data = (base64.b64decode(opts["b64"]) if "b64" in opts
+                else str(opts.get("body", "")).encode())
+        repeat = int(opts.get("repeat", 1))
+        size = int(opts.get("size", 0)) or 65536
+        cut = opts.get("cut")
+        self.send_response(int(opts.get("status", 200)))
+        self.send_header("Content-Type", str(opts.get("content_type", "text/event-stream")))
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        sent = 0
+        if opts.get("head"):
+            head = str(opts["head"]).encode()
+            self._chunk(head)
+            sent += len(head)
+        for _ in range(repeat):
+            for i in range(0, len(data), size):
+                piece = data[i:i + size]
+                if cut is not None and sent + len(piece) >= int(cut):
+                    piece = piece[:int(cut) - sent]
+                    if piece:
+                        self._chunk(piece)
+                    self.wfile.flush()
+                    self.close_connection = True
+                    with contextlib.suppress(OSError):
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self._chunk(piece)
+                sent += len(piece)
         self._end_chunks()
 
     def _chunk(self, data: bytes, size: int = 0) -> None:
