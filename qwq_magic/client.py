@@ -40,7 +40,7 @@ from .errors import (
 )
 from .events import Event, Finish, Usage
 from .params import SamplingParams, normalize_names
-from .providers import PRESETS, Preset
+from .providers import PRESETS, Preset, servers
 from .providers._common import error_from_obj, error_message
 from .reasoning import ThinkMode, ThinkSplitter
 from .request import PreparedRequest, build_messages, prepare
@@ -278,6 +278,7 @@ class Client:
         merged = {**_as_params(self.params).as_dict(), **_as_params(params).as_dict(),
                   **normalize_names(kw)}
         messages = build_messages(prompt, system=system, history=history)
+        server = self.server(model)
         response_format = None
         schema = None
         mode = None
@@ -286,19 +287,31 @@ class Client:
 
             schema = structured.to_json_schema(json_schema)
             info = self._preset.model_info(model)
-            mode = json_mode or self.json_mode_memory.get(self._json_key(model)) or info.json_modes[0]
+            mode = (json_mode or self.json_mode_memory.get(self._json_key(model))
+                    or (servers.json_modes(server, info)[0] if server else info.json_modes[0]))
             response_format, messages, stream_ok = structured.wire_form(
                 mode, schema, messages, preset=self._preset)
             stream = stream and stream_ok
         req = prepare(
             self._preset, base_url=self.base_url, model=model, account_id=self.account_id,
-            messages=messages, params=merged, stream=stream, think=self.think,
-            response_format=response_format, tools=tools, extra_body=extra_body,
+            messages=messages, params=merged, stream=stream,
+            think=self.think or (servers.think_mode(server) if server else None),
+            response_format=response_format, tools=tools, extra_body=extra_body, server=server,
         )
         req.json_schema = schema
         req.json_mode = mode
         req.schema_source = json_schema
         return req
+
+    def server(self, model: str | None = None) -> Any:
+        """What serves this client's URL (:class:`~qwq_magic.providers.servers.ServerInfo`:
+        llama.cpp, vLLM, Ollama…), probed once per URL and cached; None for hosted presets
+        and while replaying a recording (offline: nothing to ask)."""
+        if not servers.detects(self._preset):
+            return None
+        if self.cassette is not None and self.cassette.mode == "replay":
+            return None
+        return servers.for_client(self, model)
 
     def _json_key(self, model: str) -> str:
         return f"{self.base_url}|{model}"

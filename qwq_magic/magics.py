@@ -414,6 +414,11 @@ class QwqMagics(Magics):
         if session.cassette is not None and session.cassette.mode == "replay":
             key_note = " — replaying recorded replies (no key needed)"
         lines = [f"Using {client.provider} · {client.model} at {client.base_url}{key_note}"]
+        server = client.server()
+        if server is not None:
+            from .providers.servers import describe
+
+            lines.append(describe(server))
         lines += _refused_params(client)
         self._say("\n".join(lines))
 
@@ -613,11 +618,13 @@ def _refused_params(client: Any) -> list[str]:
     """Session parameters the newly chosen provider refuses (said at ``%qwq use``)."""
     from .params import validate
 
-    info = client.preset.model_info(client.model)
+    from .providers.servers import spec_table
+
+    table = spec_table(client.server(), client.preset.model_info(client.model).params)
     out = []
     for name, value in session.params.as_dict().items():
         try:
-            validate({name: value}, info.params, f"{client.provider} ({client.model})")
+            validate({name: value}, table, f"{client.provider} ({client.model})")
         except QwqError as e:
             if name == "thinking_budget" and "enable_thinking" in str(e):
                 continue  # checked together with enable_thinking at the call

@@ -89,15 +89,23 @@ def prepare(
     response_format: dict[str, Any] | None = None,
     tools: list[dict[str, Any]] | None = None,
     extra_body: dict[str, Any] | None = None,
+    server: Any = None,
 ) -> PreparedRequest:
-    """Validate parameters against the provider's table and build the body."""
+    """Validate parameters against the provider's table — adapted to the server behind the URL
+    when it is known (``server``: a :class:`~qwq_magic.providers.servers.ServerInfo`) — and
+    build the body."""
+    from .providers import servers
+
     info = preset.model_info(model)
     where = f"{preset.name} ({model})"
-    wire = nest(validate(params, info.params, where))
+    table = servers.spec_table(server, info.params) if server is not None else info.params
+    wire = nest(validate(params, table, where))
     canonical = {k: v for k, v in params.items() if v is not None}
     url = preset.wire.url(base_url, model, account_id)
     body = preset.wire.body(model, messages, wire, stream=stream, response_format=response_format,
                             tools=tools, extra=extra_body)
+    if server is not None:
+        body = servers.adapt_body(server, body)
     if think is None:
         think = "off" if canonical.get("enable_thinking") is False else info.think
     return PreparedRequest(

@@ -257,8 +257,6 @@ def test_a_parameter_llama_cpp_python_ignores_is_refused(llama):
     assert validate({"repetition_penalty": 1.1}, table, "x") == {"repeat_penalty": 1.1}
 
 
-@pytest.mark.xfail(strict=True, reason="needs the lead's wiring of servers.detect/spec_table "
-                   "into the generic openai preset (#12.3)")
 def test_client_refuses_enable_thinking_on_llama_cpp_python(llama, client):
     from qwq_magic.errors import ParameterError
 
@@ -266,8 +264,6 @@ def test_client_refuses_enable_thinking_on_llama_cpp_python(llama, client):
         client.complete("What is 2+2?", enable_thinking=False)
 
 
-@pytest.mark.xfail(strict=True, reason="needs the lead's wiring: %qwq use prints "
-                   "servers.describe(servers.for_client(client)) (#12.3)")
 def test_qwq_use_says_what_server_it_found(llama):
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "qwq_magic")
