@@ -622,10 +622,7 @@ async def _run_rows(client: Client, plan: _Plan, todo: list[int], prompts: list[
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        http = getattr(client, "_ahttp", None)
-        if http is not None and getattr(client, "_ahttp_loop", None) is asyncio.get_running_loop():
-            client._ahttp = None
-            await http.aclose()
+        await client.aclose_pool()
     if first_error:
         i, e = first_error[0]
         raise MapError(f"qm.map: row {labels[i]!r} failed: {_describe(e)}", row=labels[i]) from e

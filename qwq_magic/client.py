@@ -38,7 +38,7 @@ from .errors import (
     mask,
     redact,
 )
-from .events import Event, Finish, Usage
+from .events import INTERRUPTED, ContentDelta, Event, Finish, ReasoningDelta, Usage
 from .params import SamplingParams, normalize_names
 from .providers import PRESETS, Preset, servers
 from .providers._common import error_from_obj, error_message
@@ -49,6 +49,7 @@ from .resolve import Choice, resolve
 __all__ = ["AsyncStream", "Client", "Stream"]
 
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
+_TEXT = (ContentDelta, ReasoningDelta)
 USER_AGENT = f"qwq-magic/{__version__}"
 _BACKGROUND: set[asyncio.Task[None]] = set()
 
@@ -463,8 +464,12 @@ class _Call:
         """Split inline reasoning, fold into the Completion; append what comes out to out."""
         n = len(out)
         process = self.splitter.process
+        deltas = 0
         for e in raw:
+            if type(e) in _TEXT:
+                deltas += 1
             process(e, out)
+        self.completion.deltas += deltas
         add = self.completion.add
         for i in range(n, len(out)):
             e = out[i]
@@ -826,9 +831,11 @@ class AsyncStream:
                       else self._live())
             async for ev in source:
                 yield ev
-        except (GeneratorExit, asyncio.CancelledError):
+        except (GeneratorExit, asyncio.CancelledError) as e:
+            # the canceller says why: task.cancel(INTERRUPTED) for Ctrl-C, else a stop
+            why = e.args[0] if isinstance(e, asyncio.CancelledError) and e.args else None
             if c.status == "streaming":
-                c.finish("stopped")
+                c.finish("interrupted" if why == INTERRUPTED else "stopped")
             raise
         except QwqError as e:
             if c.status == "streaming":

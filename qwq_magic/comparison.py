@@ -29,6 +29,7 @@ from typing import Any
 
 from .completion import Completion
 from .errors import ConfigurationError, MissingKeyError, ParameterError, QwqError
+from .events import INTERRUPTED
 from .params import ALIASES, PARAM_NAMES
 
 __all__ = ["CompareInterrupted", "Comparison", "Run", "compare", "compare_cell"]
@@ -355,8 +356,6 @@ class Comparison:
                 run.status = "complete"
         except asyncio.CancelledError:
             run.status = "interrupted" if run.status == "streaming" else "not run"
-            if run.completion is not None and run.completion.status in ("streaming", "stopped"):
-                run.completion.finish("interrupted")
             raise
         except Exception as e:  # a failed run is a row, never the end of the sweep
             run.status, run.error = "error", e
@@ -397,7 +396,7 @@ class Comparison:
             self._loop = loop
             self._task = loop.create_task(self.arun())
             if self._cancelled:
-                self._task.cancel()
+                self._task.cancel(INTERRUPTED)
             try:
                 loop.run_until_complete(self._task)
             except asyncio.CancelledError:
@@ -413,7 +412,7 @@ class Comparison:
         self._cancelled = True
         loop, task = self._loop, self._task
         if loop is not None and task is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(task.cancel)
+            loop.call_soon_threadsafe(task.cancel, INTERRUPTED)
 
     def _settle(self, interrupted: bool) -> None:
         for r in self.runs:
@@ -421,8 +420,6 @@ class Comparison:
                 r.status = "not run"
             elif r.status == "streaming":
                 r.status = "interrupted"
-                if r.completion is not None and r.completion.status in ("streaming", "stopped"):
-                    r.completion.finish("interrupted")
         self.state = "interrupted" if interrupted else "done"
         self.version += 1
 

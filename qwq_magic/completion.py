@@ -112,6 +112,9 @@ class Completion:
     _reasoning: list[str] = field(default_factory=list, repr=False)
     _content: list[str] = field(default_factory=list, repr=False)
     _n_events: list[int] = field(default_factory=lambda: [0, 0], repr=False)
+    #: text deltas as the server sent them (before ``<think>`` tags were split out): what a
+    #: server that reports no usage is counted by, about one token each
+    deltas: int = field(default=0, repr=False)
 
     # -- folding events --------------------------------------------------------------------
     def add(self, ev: Event) -> None:
@@ -184,14 +187,31 @@ class Completion:
         return bool(self.tool_calls)
 
     def finish(self, status: Status = "complete", error: BaseException | None = None) -> None:
-        """Mark the end of the stream (also on interrupt or error)."""
+        """Mark the end of the stream (also on interrupt or error). The first terminal status
+        wins: a reply reaches exactly one (later calls may only attach an error)."""
         if self.timings.end is None:
             self.timings.end = time.perf_counter()
-        self.status = status
-        if error is not None:
+        if self.status == "streaming":
+            self.status = status
+        if error is not None and self.error is None:
             self.error = error
         _join(self._reasoning)
         _join(self._content)
+        u = self.usage
+        if u is None or (u.prompt_tokens is None and u.completion_tokens is None):
+            self.usage = self.counted_usage(u)
+
+    def counted_usage(self, reported: Usage | None = None) -> Usage:
+        """Usage counted here, for a server that sent none (labelled ``counted``): completion
+        tokens are the deltas received (servers stream about one token per delta), prompt
+        tokens ≈ characters / 4. A reported cost is kept."""
+        out = (self.deltas or self.reasoning_events + self.content_events) \
+            + 8 * len(self.tool_calls)
+        chars = sum(len(str(m.get("content") or "")) for m in self.messages)
+        prompt = -(-chars // 4) if chars else 0
+        return Usage(prompt_tokens=prompt, completion_tokens=out, total_tokens=prompt + out,
+                     reasoning_tokens=self.reasoning_events,
+                     cost_usd=reported.cost_usd if reported else None, counted=True)
 
     # -- reading ---------------------------------------------------------------------------
     @property

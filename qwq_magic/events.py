@@ -37,7 +37,8 @@ class ToolCallDelta:
 
 @dataclass(slots=True)
 class Usage:
-    """Token usage as reported by the provider (fields it did not send stay ``None``)."""
+    """Token usage as reported by the provider (fields it did not send stay ``None``), or
+    counted from the stream when it sent none (``counted=True``)."""
 
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
@@ -45,6 +46,7 @@ class Usage:
     reasoning_tokens: int | None = None
     cached_tokens: int | None = None
     cost_usd: float | None = None
+    counted: bool = False
 
 
 @dataclass(slots=True)
@@ -91,3 +93,8 @@ _FINISH_MAP: dict[str, FinishReason] = {
 def normalize_finish(raw: str) -> FinishReason:
     """Map a provider's finish_reason string onto ours (unknown strings count as stop)."""
     return _FINISH_MAP.get(raw, "stop")
+
+
+#: the message a front end cancels a stream's task with when the user interrupted (Ctrl-C):
+#: ``task.cancel(INTERRUPTED)``; the stream then ends "interrupted", any other cancel "stopped"
+INTERRUPTED = "interrupted"

@@ -617,7 +617,6 @@ def _current_provider() -> str | None:
 def _refused_params(client: Any) -> list[str]:
     """Session parameters the newly chosen provider refuses (said at ``%qwq use``)."""
     from .params import validate
-
     from .providers.servers import spec_table
 
     table = spec_table(client.server(), client.preset.model_info(client.model).params)

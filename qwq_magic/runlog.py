@@ -307,16 +307,11 @@ def usage_of(c: Completion) -> tuple[dict[str, int | None], bool]:
     """The reply's token counts and whether they were counted here (the provider sent none):
     then completion tokens are the deltas received, prompt tokens ≈ characters / 4."""
     u = c.usage
-    if u is not None and (u.prompt_tokens is not None or u.completion_tokens is not None):
-        return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-                "reasoning_tokens": u.reasoning_tokens, "cached_tokens": u.cached_tokens,
-                "total_tokens": u.total_tokens}, False
-    out = c.reasoning_events + c.content_events + 8 * len(c.tool_calls)
-    chars = sum(len(str(m.get("content") or "")) for m in c.messages)
-    prompt = -(-chars // 4) if chars else 0
-    return {"prompt_tokens": prompt, "completion_tokens": out,
-            "reasoning_tokens": c.reasoning_events, "cached_tokens": None,
-            "total_tokens": prompt + out}, True
+    if u is None or (u.prompt_tokens is None and u.completion_tokens is None):
+        u = c.counted_usage(u)
+    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+            "reasoning_tokens": u.reasoning_tokens, "cached_tokens": u.cached_tokens,
+            "total_tokens": u.total_tokens}, u.counted
 
 
 def cost_of(c: Completion, usage: dict[str, int | None], counted: bool

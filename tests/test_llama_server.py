@@ -34,9 +34,6 @@ if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("gg
 from llama.make_model import JSON_SCHEMA  # noqa: E402
 from llama.server import LlamaServer  # noqa: E402
 
-NEEDS_COUNTED_USAGE = pytest.mark.xfail(
-    strict=True, reason="needs #12.6: usage counted from the stream when the server sends none")
-
 
 @pytest.fixture(scope="session")
 def llama() -> Iterator[LlamaServer]:
@@ -105,10 +102,10 @@ def test_usage_reported_without_streaming(llama, client):
     assert u.prompt_tokens and u.total_tokens == u.prompt_tokens + u.completion_tokens
 
 
-@NEEDS_COUNTED_USAGE
 def test_usage_counted_when_the_stream_has_none(llama, client):
     c = client.complete("What is 2+2?")
     assert c.usage is not None and c.usage.completion_tokens == llama.model.completion_tokens
+    assert c.usage.counted and c.tokens_per_s
 
 
 # -- cut-offs ----------------------------------------------------------------------------------
