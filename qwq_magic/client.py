@@ -20,7 +20,7 @@ from jiter import from_json as _from_json
 from . import __version__, _retry, runlog
 from ._log import logger
 from ._sse import MAX_ERROR_BODY_BYTES, MAX_LINE_BYTES, SSEDecoder, SSEError
-from .completion import Completion
+from .completion import Completion, Status
 from .errors import (
     APIError,
     AuthenticationError,
@@ -335,6 +335,34 @@ class Client:
         """Async version of :meth:`stream`: ``async for ev in client.astream(...)``."""
         req = kw.pop("request", None) or self.prepare(prompt, **kw)
         return AsyncStream(self, req)
+
+    def stream_continue(self, completion: Completion, **params: Any) -> Stream:
+        """Stream the rest of a reply cut off by ``max_tokens`` (or stopped): events for the new
+        text; ``stream.completion`` is the whole reply, earlier text included."""
+        from . import continuation
+
+        s = Stream(self, continuation.prepare(self, completion, normalize_names(params)))
+        s.completion.seed(completion)
+        return s
+
+    def continue_(self, completion: Completion, **params: Any) -> Completion:
+        """Resume a reply that was cut off (``finish_reason == "length"``) or stopped, from its
+        last character — in the reasoning or in the answer — and return the whole reply as
+        one Completion (``max_tokens=`` is the budget for the rest)."""
+        s = self.stream_continue(completion, **params)
+        for _ in s:
+            pass
+        return s.completion
+
+    async def acontinue_(self, completion: Completion, **params: Any) -> Completion:
+        """Async :meth:`continue_`."""
+        from . import continuation
+
+        s = AsyncStream(self, continuation.prepare(self, completion, normalize_names(params)))
+        s.completion.seed(completion)
+        async for _ in s:
+            pass
+        return s.completion
 
     def complete(self, prompt: Any = None, **kw: Any) -> Completion:
         """Send, wait for the whole reply, return the :class:`Completion`.
@@ -703,6 +731,7 @@ class Stream:
         self._call = _Call(client, req)
         self._client = client
         self._gen: Generator[Event, None, None] | None = None
+        self._close_status: Status = "stopped"
 
     @property
     def completion(self) -> Completion:
@@ -723,12 +752,15 @@ class Stream:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def close(self) -> None:
+    def close(self, interrupted: bool = False) -> None:
+        """Close the HTTP stream; the partial reply ends "stopped" (``interrupted=True``:
+        "interrupted", for a Ctrl-C the caller caught)."""
+        self._close_status = "interrupted" if interrupted else "stopped"
         if self._gen is not None:
             self._gen.close()
         c = self.completion
         if c.status == "streaming":
-            c.finish("stopped")
+            c.finish(self._close_status)
 
     def _run(self) -> Generator[Event, None, None]:
         c = self._call.completion
@@ -740,7 +772,7 @@ class Stream:
                 yield from self._live()
         except GeneratorExit:
             if c.status == "streaming":
-                c.finish("stopped")
+                c.finish(self._close_status)
             raise
         except KeyboardInterrupt:
             if c.status == "streaming":

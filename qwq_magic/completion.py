@@ -201,6 +201,18 @@ class Completion:
         if u is None or (u.prompt_tokens is None and u.completion_tokens is None):
             self.usage = self.counted_usage(u)
 
+    def seed(self, earlier: Completion) -> None:
+        """Start from ``earlier``'s text (a continued reply is one reply: see
+        :meth:`Client.continue_`)."""
+        if earlier.reasoning:
+            self._reasoning.append(earlier.reasoning)
+        if earlier.content:
+            self._content.append(earlier.content)
+        self._n_events[:] = [earlier.reasoning_events, earlier.content_events]
+        self.deltas = earlier.deltas
+        self.reasoning_complete = earlier.reasoning_complete
+        self.tool_calls = list(earlier.tool_calls)
+
     def counted_usage(self, reported: Usage | None = None) -> Usage:
         """Usage counted here, for a server that sent none (labelled ``counted``): completion
         tokens are the deltas received (servers stream about one token per delta), prompt

@@ -54,6 +54,8 @@ COMMANDS: dict[str, Command] = {
     "record": Command("record PATH [--auto]", "record every reply to a cassette"),
     "replay": Command("replay PATH [--speed X]", "replay a cassette (offline demos)"),
     "live": Command("live", "back to live calls"),
+    "continue": Command("continue [--max-tokens N] [-o VAR]",
+                        "resume the last reply where max_tokens cut it (same reply, not repeated)"),
     "help": Command("help", "this list"),
 }
 
@@ -314,38 +316,17 @@ class QwqMagics(Magics):
         hide = self.hide_reasoning if args.hide_reasoning is None else args.hide_reasoning
         raw = self.raw if args.raw is None else args.raw
         renderer = self._renderer(hide, raw, schema is not None)
-        c = None
-        try:
+        def run() -> Any:
             if schema is not None:
                 from . import structured
 
-                c = structured.run(client, prompt, json_schema=schema, retries=args.retries,
-                                   json_mode=args.json_mode,
-                                   on_stream=lambda s, attempt: renderer.consume(s, attempt),
-                                   **call)
-            else:
-                c = renderer.consume(client.stream(prompt, **call), 0)
-        except KeyboardInterrupt:
-            c = renderer.stream.completion if renderer.stream is not None else None
-            if renderer.stream is not None:
-                renderer.stream.close()
-            if c is not None:
-                c.finish("interrupted")
-                self._store(c, args, None, json_mode=schema is not None, ok=False)
-                renderer.done(c)
-                raise QwqInterrupted(
-                    f"⏹ Interrupted: the partial reply is in _qwq ({len(c.reasoning):,} "
-                    f"reasoning chars, {len(c.content):,} answer chars).") from None
-            raise QwqInterrupted("⏹ Interrupted before the reply started.") from None
-        except QwqError as e:
-            partial = e.completion or (renderer.stream.completion if renderer.stream else None)
-            if partial is not None:
-                if partial.status == "streaming":
-                    partial.finish("error", e)
-                self._store(partial, args, None, json_mode=schema is not None, ok=False)
-                if renderer.started:
-                    renderer.done(partial, note=None)
-            raise
+                return structured.run(client, prompt, json_schema=schema, retries=args.retries,
+                                      json_mode=args.json_mode,
+                                      on_stream=lambda s, attempt: renderer.consume(s, attempt),
+                                      **call)
+            return renderer.consume(client.stream(prompt, **call), 0)
+
+        c = self._guarded(renderer, run, args, json_mode=schema is not None)
         data = c.data if schema is not None else None
         if schema is not None and args.df:
             from .structured import to_dataframe
@@ -356,6 +337,33 @@ class QwqMagics(Magics):
             turn = c.to_message(include_reasoning=self.include_reasoning)
             session.conversations[args.chat] = [*c.messages, turn]
         return None
+
+    def _guarded(self, renderer: Any, run: Callable[[], Any], args: Any,
+                 json_mode: bool = False) -> Any:
+        """Run ``run`` (which streams through ``renderer``); on Ctrl-C or an error, keep the
+        partial reply in ``_qwq`` (and ``-o``), finish the output, and raise one line."""
+        try:
+            return run()
+        except KeyboardInterrupt:
+            c = renderer.stream.completion if renderer.stream is not None else None
+            if renderer.stream is not None:
+                renderer.stream.close(interrupted=True)
+            if c is not None:
+                self._store(c, args, None, json_mode=json_mode, ok=False)
+                renderer.done(c)
+                raise QwqInterrupted(
+                    f"⏹ Interrupted: the partial reply is in _qwq ({len(c.reasoning):,} "
+                    f"reasoning chars, {len(c.content):,} answer chars).") from None
+            raise QwqInterrupted("⏹ Interrupted before the reply started.") from None
+        except QwqError as e:
+            partial = e.completion or (renderer.stream.completion if renderer.stream else None)
+            if partial is not None:
+                if partial.status == "streaming":
+                    partial.finish("error", e)
+                self._store(partial, args, None, json_mode=json_mode, ok=False)
+                if renderer.started:
+                    renderer.done(partial, note=None)
+            raise
 
     def _renderer(self, hide: bool, raw: bool, json_preview: bool) -> Any:
         from .display import ReplyRenderer
@@ -535,6 +543,27 @@ class QwqMagics(Magics):
 
     def _cmd_replay(self, words: list[str]) -> None:
         self._cmd_record(words, mode="replay")
+
+    def _cmd_continue(self, words: list[str]) -> None:
+        p = _Parser(prog="%qwq continue", add_help=False)
+        p.add_argument("--max-tokens", dest="max_tokens", type=int,
+                       help="budget for the rest of the reply")
+        p.add_argument("-o", "--out", metavar="VAR")
+        a = p.parse_args(words)
+        c = session.last
+        if c is None:
+            raise UsageError("%qwq continue: there is no reply to continue yet; run %%qwq first.")
+        if c.finish_reason not in ("length", None) and c.status == "complete":
+            raise UsageError(f"%qwq continue: the last reply was not cut off (it ended with "
+                             f"{c.finish_reason!r}); nothing to continue.")
+        params = {"max_tokens": a.max_tokens} if a.max_tokens else {}
+        same = _current_provider() == c.provider
+        client = session.client(None if same else c.provider, model=c.model)
+        renderer = self._renderer(self.hide_reasoning, self.raw, False)
+        args = argparse.Namespace(out=a.out)
+        done = self._guarded(renderer, lambda: renderer.consume(
+            client.stream_continue(c, **params), 0), args)
+        self._store(done, args, None)
 
     def _cmd_live(self, words: list[str]) -> None:
         session.stop_recording()

@@ -221,7 +221,6 @@ def test_magic_says_the_answer_was_cut(llama, ip):
 
 
 # -- Continue (a teammate's fix) -----------------------------------------------
-@pytest.mark.xfail(strict=True, reason="needs #12.5: client.continue_ resumes a cut-off reply")
 def test_continue_resumes_a_cut_off_answer(llama, qwq_client):
     m = llama.model
     c = qwq_client.complete("What is 2+2?", max_tokens=m.reasoning_tokens + 4)
@@ -270,5 +269,37 @@ def test_qwq_use_says_what_server_it_found(llama):
             shell.run_line_magic("qwq", f"use openai --base-url {llama.base_url} --model reasoner")
         text = cap.stdout + "".join(o.data.get("text/plain", "") for o in cap.outputs)
         assert "llama-cpp-python server 0.3.36" in text
+    finally:
+        session.reset()
+
+
+def test_continue_from_inside_the_reasoning(llama, qwq_client):
+    """Cut while thinking, continued: the same reasoning, then the answer — nothing repeated."""
+    m = llama.model
+    c = qwq_client.complete("What is 2+2?", max_tokens=5)
+    assert c.finish_reason == "length" and not c.content
+    more = qwq_client.continue_(c, max_tokens=60)
+    assert more.reasoning.strip() == m.reasoning.strip() and more.content == m.answer
+    assert more.finish_reason == "stop" and more.reasoning_complete
+
+
+def test_qwq_continue_in_the_magic(llama):
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "qwq_magic")
+    session.reset()
+    try:
+        with capture_output():
+            shell.run_line_magic("qwq", f"use openai --base-url {llama.base_url} --model reasoner")
+            shell.run_cell_magic("qwq", f"--max-tokens {llama.model.reasoning_tokens + 4}",
+                                 "What is 2+2?")
+        cut = shell.user_ns["_qwq"]
+        assert cut.finish_reason == "length" and cut.content
+        with capture_output() as cap:
+            shell.run_line_magic("qwq", "continue --max-tokens 50 -o whole")
+        whole = shell.user_ns["whole"]
+        assert whole.content == llama.model.answer and shell.user_ns["_qwq"] is whole
+        assert "cut off" not in "".join(str(o.data) for o in cap.outputs)
+        with capture_output(), pytest.raises(qm.UsageError, match="not cut off"):
+            shell.run_line_magic("qwq", "continue")
     finally:
         session.reset()

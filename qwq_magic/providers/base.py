@@ -35,6 +35,11 @@ class Wire(Protocol):
 
     def parse_chunk(self, obj: dict[str, Any], out: list[Event]) -> None: ...
 
+    def raw_url(self, base_url: str, model: str, account_id: str | None = None) -> str: ...
+
+    def raw_body(self, model: str, prompt: str, params: dict[str, Any], *,
+                 stream: bool) -> dict[str, Any]: ...
+
 
 @dataclass(frozen=True)
 class ModelInfo:

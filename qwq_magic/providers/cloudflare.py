@@ -54,6 +54,15 @@ def body(
     return b
 
 
+def raw_url(base_url: str, model: str, account_id: str | None = None) -> str:
+    """Workers AI takes a raw prompt at the same endpoint (``raw: true``): used to continue."""
+    return url(base_url, model, account_id)
+
+
+def raw_body(model: str, prompt: str, params: dict[str, Any], *, stream: bool) -> dict[str, Any]:
+    return {"prompt": prompt, "raw": True, "stream": stream, **params}
+
+
 def parse_chunk(obj: dict[str, Any], out: list[Event]) -> None:
     """A native chunk, a whole ``result`` object, or an OpenAI-shaped chunk → events."""
     if "result" in obj and ("success" in obj or "errors" in obj):

@@ -38,6 +38,19 @@ def body(
     return b
 
 
+def raw_url(base_url: str, model: str, account_id: str | None = None) -> str:
+    """The raw text-completion endpoint (a prompt in, text out): used to continue a reply."""
+    return base_url.rstrip("/") + "/completions"
+
+
+def raw_body(model: str, prompt: str, params: dict[str, Any], *, stream: bool) -> dict[str, Any]:
+    b: dict[str, Any] = {"model": model, "prompt": prompt, "stream": stream}
+    if stream:
+        b["stream_options"] = {"include_usage": True}
+    b.update(params)
+    return b
+
+
 def _as_openai_tool(t: dict[str, Any]) -> dict[str, Any]:
     if "function" in t:
         return t
@@ -82,6 +95,10 @@ def parse_chunk(obj: dict[str, Any], out: list[Event]) -> None:
             if tcs:
                 for i, tc in enumerate(tcs):
                     parse_tool_call(tc, i, out)
+        else:
+            t = ch.get("text")  # a raw /completions chunk (Continue)
+            if t and isinstance(t, str):
+                out.append(ContentDelta(t))
         fr = ch.get("finish_reason")
         if fr:
             if type(fr) is not str:

@@ -487,6 +487,12 @@ def grammar_from_start(info: ServerInfo | None, mode: str) -> bool | None:
     return info.grammar_from_start
 
 
+def continues_final_message(info: ServerInfo | None) -> bool:
+    """Whether the server continues a final assistant message when asked
+    (vLLM's ``continue_final_message``); else Continue sends a raw prompt."""
+    return info is not None and info.kind == "vllm"
+
+
 def think_mode(info: ServerInfo | None) -> ThinkMode | None:
     """``"open"`` when the server says its template opens ``<think>`` in the prompt, else None
     (keep the model's own default)."""
