@@ -5,7 +5,17 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many times to retry before the first token, and the longest wait accepted."""
+
+    max_retries: int = 2
+    max_wait: float = 60.0
+
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 BASE_DELAY = 0.5

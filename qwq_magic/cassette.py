@@ -34,7 +34,7 @@ from .events import (
 )
 
 if TYPE_CHECKING:
-    from .client import _Call
+    from ._call import Call as _Call
     from .request import PreparedRequest
 
 Mode = Literal["record", "replay", "auto"]

@@ -15,34 +15,25 @@ from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, 
 from typing import Any
 
 import httpx
-from jiter import from_json as _from_json
 
-from . import __version__, _retry, runlog
-from ._log import logger
-from ._sse import MAX_ERROR_BODY_BYTES, MAX_LINE_BYTES, SSEDecoder, SSEError
+from . import __version__, runlog
+from ._call import Call, CallRules
+from ._retry import RetryPolicy
+from ._sse import MAX_ERROR_BODY_BYTES, MAX_LINE_BYTES
 from .completion import Completion, Status
 from .errors import (
-    APIError,
-    AuthenticationError,
-    BadRequestError,
     ConfigurationError,
     ConnectError,
     MissingKeyError,
-    NotFoundError,
     QwqError,
-    RateLimitError,
-    RequestTimeoutError,
     Secret,
-    ServerError,
-    StreamError,
     mask,
     redact,
 )
-from .events import INTERRUPTED, ContentDelta, Event, Finish, ReasoningDelta, Usage
+from .events import INTERRUPTED, ContentDelta, Event, ReasoningDelta
 from .params import SamplingParams, normalize_names
 from .providers import PRESETS, Preset, servers
-from .providers._common import error_from_obj, error_message
-from .reasoning import ThinkMode, ThinkSplitter
+from .reasoning import ThinkMode
 from .request import PreparedRequest, build_messages, prepare
 from .resolve import Choice, resolve
 
@@ -314,6 +305,12 @@ class Client:
             return None
         return servers.for_client(self, model)
 
+    def _rules(self) -> CallRules:
+        """What the call core needs from this client (it never sees the client itself)."""
+        return CallRules(retry=RetryPolicy(self.max_retries, self.max_retry_wait),
+                         auth=httpx.Headers(self._auth_headers()), timeout=self.timeout,
+                         key_set=self.has_key, base_url=self.base_url)
+
     def _json_key(self, model: str) -> str:
         return f"{self.base_url}|{model}"
 
@@ -400,293 +397,6 @@ def _as_params(p: SamplingParams | Mapping[str, Any] | None) -> SamplingParams:
     return SamplingParams.from_kwargs(**dict(p))
 
 
-class _Call:
-    """The state of one call: the prepared request in, events and a Completion out.
-
-    No I/O here: the shells feed it response lines and ask it what to do about errors.
-    """
-
-    __slots__ = ("_raw", "client", "completion", "done", "finished", "parse", "req", "splitter",
-                 "sse")
-
-    def __init__(self, client: Client, req: PreparedRequest) -> None:
-        self.client = client
-        self.req = req
-        self.completion = Completion(
-            provider=req.provider, model=req.model, messages=req.messages, params=req.params,
-            schema=req.json_schema, price_in=req.info.price_in, price_out=req.info.price_out,
-        )
-        self.completion.timings.start = time.perf_counter()
-        self.splitter = ThinkSplitter(req.think)
-        self.sse = SSEDecoder()
-        self._raw: list[Event] = []  # reused for every chunk (no list per event)
-        self.parse = self.client.preset.wire.parse_chunk
-        self.done = False
-        self.finished = False
-
-    @property
-    def started(self) -> bool:
-        c = self.completion
-        return bool(c.reasoning_pieces or c.content_pieces or c.tool_calls
-                    or self.splitter.holding)
-
-    def request_kwargs(self) -> dict[str, Any]:
-        return {
-            "method": "POST",
-            "url": self.req.url,
-            "json": self.req.body,
-            # httpx.Headers: its repr masks Authorization wherever a traceback shows it
-            "headers": httpx.Headers({**self.req.headers, **self.client._auth_headers()}),
-        }
-
-    # -- the response ------------------------------------------------------------------------
-    def feed_bytes(self, chunk: bytes) -> list[Event]:
-        """One network read of the stream body → the events it completed (folded already)."""
-        try:
-            evs = self.sse.feed(chunk)
-        except SSEError as e:
-            raise self._broken(str(e)) from None
-        out: list[Event] = []
-        for name, data in evs:
-            self._on_event(name, data, out)
-        return out
-
-    def feed_line(self, line: str) -> list[Event]:
-        """One decoded line (without its line ending): for callers that split lines
-        themselves."""
-        return self.feed_bytes(line.encode() + b"\n")
-
-    def _on_event(self, name: str, data: bytes, out: list[Event]) -> None:
-        if data == b"[DONE]":
-            self.done = True
-            return
-        if not data:
-            return
-        try:
-            obj = _from_json(data, cache_mode="none")
-        except ValueError as e:
-            why = "nested too deeply" if "recursion" in str(e) else "malformed"
-            raise self._broken(f"the provider sent a {why} chunk: {_show(data)}") from None
-        if type(obj) is not dict:
-            raise self._broken(f"the provider sent a chunk that is not a JSON object: "
-                               f"{_show(data)}")
-        if name == "error":
-            msg, code = error_from_obj(obj)
-            raise self._broken(f"the provider reported an error mid-stream: {msg}", code=code)
-        raw = self._raw
-        try:
-            self.parse(obj, raw)
-        except StreamError as e:
-            self._fold(raw, out)  # what the chunk held before the error is kept
-            raw.clear()
-            raise self._broken(str(e), code=e.code) from None
-        except (AttributeError, TypeError, KeyError, IndexError, ValueError, RecursionError):
-            self._fold(raw, out)
-            raw.clear()
-            raise self._broken(f"the provider sent a chunk of an unexpected shape: "
-                               f"{_show(data)}") from None
-        self._fold(raw, out)
-        raw.clear()
-
-    def _fold(self, raw: list[Event], out: list[Event]) -> None:
-        """Split inline reasoning, fold into the Completion; append what comes out to out."""
-        n = len(out)
-        process = self.splitter.process
-        deltas = 0
-        for e in raw:
-            if type(e) in _TEXT:
-                deltas += 1
-            process(e, out)
-        self.completion.deltas += deltas
-        add = self.completion.add
-        for i in range(n, len(out)):
-            e = out[i]
-            add(e)
-            if type(e) is Finish:
-                self.finished = True
-
-    def feed_body(self, text: str | bytes) -> list[Event]:
-        """A whole JSON body (non-streaming request, or a server that ignored stream:true)."""
-        try:
-            obj = _from_json(text.encode() if isinstance(text, str) else text)
-        except ValueError:
-            raise self._broken(f"the provider sent a non-JSON body: {_show(text)}") from None
-        self.done = True
-        if type(obj) is not dict:
-            raise self._broken(f"the provider sent a body that is not a JSON object: "
-                               f"{_show(text)}")
-        out: list[Event] = []
-        raw = self._raw
-        try:
-            self.parse(obj, raw)
-        except StreamError:
-            self._fold(raw, out)
-            raw.clear()
-            raise
-        except (AttributeError, TypeError, KeyError, IndexError, ValueError, RecursionError):
-            self._fold(raw, out)
-            raw.clear()
-            raise self._broken(f"the provider sent a body of an unexpected shape: "
-                               f"{_show(text)}") from None
-        self._fold(raw, out)
-        raw.clear()
-        return out
-
-    def flush_held(self) -> list[Event]:
-        """Release what the think splitter holds back (a possible tag) into the Completion.
-        Called on every end of a stream — clean, error, drop, interrupt, stop — so that every
-        character received is kept. Idempotent."""
-        if not self.splitter.holding:
-            return []
-        rest: list[Event] = []
-        self.splitter.flush(rest)
-        for e in rest:
-            self.completion.add(e)
-        return rest
-
-    def end(self) -> list[Event]:
-        """The response ended: flush, infer a missing finish, detect truncation."""
-        out: list[Event] = []
-        for name, data in self.sse.close():
-            self._on_event(name, data, out)
-        rest: list[Event] = []
-        self.splitter.flush(rest)
-        for e in rest:
-            self.completion.add(e)
-        out += rest
-        c = self.completion
-        if c.extract_inline_tool_calls() and c.finish_reason in (None, "stop"):
-            c.finish_reason = "tool_calls" if self.finished else None
-        if not self.finished:
-            if not self.done and (self.started or c.usage is None):
-                raise self._broken(
-                    "the connection closed before the reply finished (no [DONE], no finish "
-                    "reason)"
-                )
-            reason = self._infer_finish()
-            fin = Finish(reason, None)
-            c.add(fin)
-            out.append(fin)
-        if self.splitter.saw_close:
-            c.reasoning_complete = True
-        c.finish("complete")
-        return out
-
-    def _infer_finish(self) -> Any:
-        c = self.completion
-        if c.tool_calls:
-            return "tool_calls"
-        u: Usage | None = c.usage
-        cap = self.req.params.get("max_tokens")
-        if cap is None:
-            spec = self.req.info.params.get("max_tokens")
-            cap = getattr(spec, "default", None)
-        if u is not None and u.completion_tokens is not None and cap and u.completion_tokens >= cap:
-            return "length"
-        return "stop"
-
-    # -- errors ------------------------------------------------------------------------------
-    def _broken(self, msg: str, code: Any = None) -> StreamError:
-        self.flush_held()
-        c = self.completion
-        kept = ""
-        if self.started:
-            kept = (
-                f" Kept what arrived: {len(c.reasoning)} characters of reasoning and "
-                f"{len(c.content)} of answer (on the exception's .completion)."
-            )
-        err = StreamError(f"{self.client.provider}: {msg}.{kept}", provider=self.client.provider,
-                          code=code, completion=c)
-        c.finish("error", err)
-        return err
-
-    def http_error(self, status: int, headers: Mapping[str, str], text: str,
-                   attempt: int) -> float:
-        """An error status before the stream: return the delay before retrying, or raise."""
-        # servers echo keys back: nothing unredacted stays in a local of the error path
-        text = redact(text)
-        headers = {k: redact(v) for k, v in headers.items()}
-        message, code = error_message(text)
-        c = self.client
-        retryable = _retry.should_retry(status, code, c.preset.final_codes)
-        if retryable and attempt < c.max_retries:
-            delay = _retry.next_delay(attempt, headers)
-            if delay <= c.max_retry_wait:
-                logger.info("%s: HTTP %s (%s); retry %d of %d in %.1f s", c.provider, status,
-                            redact(message)[:200], attempt + 1, c.max_retries, delay)
-                return delay
-        raise self._status_error(status, headers, message, code, text, attempt, retryable)
-
-    def _status_error(self, status: int, headers: Mapping[str, str], message: str, code: Any,
-                      text: str, attempt: int, retryable: bool) -> APIError:
-        c = self.client
-        prov = c.provider
-        message = message.rstrip(". ")
-        kw: dict[str, Any] = {"status": status, "provider": prov, "code": code, "body": text,
-                              "completion": self.completion}
-        tries = f" after {attempt + 1} attempts" if attempt else ""
-        if status in (401, 403):
-            env = " or ".join(c.preset.key_env)
-            hint = (f"Check the key in {env}" if c.has_key else f"Set {env}") + " (or pass api_key=…)."
-            if status == 403:
-                hint = "The key was refused for this model or account. " + hint
-            err: APIError = AuthenticationError(
-                f"{prov}: authentication failed (HTTP {status}): {message}. {hint}", **kw)
-        elif c.preset.is_not_found(status, code):
-            err = NotFoundError(
-                f"{prov}: model {self.req.model!r} not found (HTTP {status}): {message}. "
-                f"Check the model name (%qwq models lists known ones) and the URL {self.req.url}.",
-                **kw)
-        elif status == 429:
-            ra = _retry.retry_after(headers)
-            wait = f" The server asks to wait {ra:.0f} s." if ra else ""
-            what = "Rate limited" if retryable else "Quota used up"
-            err = RateLimitError(f"{prov}: {what}{tries} (HTTP 429): {message}.{wait}",
-                                 retry_after=ra, attempts=attempt + 1, **kw)
-        elif status >= 500 or status in (408, 409):
-            err = ServerError(f"{prov}: server error{tries} (HTTP {status}): {message}. "
-                              "Try again in a moment.", **kw)
-        else:
-            err = BadRequestError(f"{prov}: request refused (HTTP {status}): {message}", **kw)
-        self.completion.finish("error", err)
-        return err
-
-    def transport_error(self, exc: Exception, attempt: int) -> float:
-        """A network-level failure: retry (delay) if nothing arrived yet, else raise ours."""
-        c = self.client
-        host = httpx.URL(self.req.url).host
-        if isinstance(exc, httpx.TimeoutException):
-            kind = "connect" if isinstance(exc, httpx.ConnectTimeout) else "read"
-            err: QwqError = RequestTimeoutError(
-                f"{c.provider}: no {'connection' if kind == 'connect' else 'data'} from {host} "
-                f"within the timeout ({_fmt_timeout(c.timeout, kind)}). Raise it with timeout=…",
-                completion=self.completion)
-        elif isinstance(exc, httpx.ConnectError):
-            err = ConnectError(
-                f"{c.provider}: cannot reach {self.req.url.split('/', 3)[2]} ({exc}). Is the "
-                "server running and the base_url right?", completion=self.completion)
-        else:
-            if not self.started and attempt < c.max_retries:
-                delay = _retry.backoff(attempt)
-                logger.info("%s: connection failed (%s); retry %d of %d in %.1f s", c.provider,
-                            type(exc).__name__, attempt + 1, c.max_retries, delay)
-                return delay
-            return_err = self._broken(f"the connection dropped ({type(exc).__name__}: {exc})")
-            raise return_err from None  # httpx's frames hold the request headers: not chained
-        if self.started:
-            err = self._broken(str(err))
-        else:
-            self.completion.finish("error", err)
-        raise err from None
-
-
-def _show(data: str | bytes, n: int = 200) -> str:
-    """A short, safe quote of what the provider sent (for error messages)."""
-    if isinstance(data, bytes):
-        data = data[: n * 4].decode("utf-8", "replace")
-    return repr(data[:n]) + ("…" if len(data) > n else "")
-
-
 def _read_capped(resp: httpx.Response, cap: int) -> bytes:
     """At most ``cap`` bytes of a body (the rest is never read: memory stays bounded)."""
     buf = bytearray()
@@ -710,14 +420,12 @@ def _text(data: bytes, resp: httpx.Response) -> str:
     return data.decode(resp.encoding or "utf-8", "replace")
 
 
-def _fmt_timeout(t: httpx.Timeout, kind: str) -> str:
-    v = t.connect if kind == "connect" else t.read
-    return f"{v:g} s" if v is not None else "none"
-
-
 def _is_json(resp: httpx.Response) -> bool:
     ct = resp.headers.get("content-type", "")
     return "json" in ct and "ndjson" not in ct
+
+
+_Call = Call  # the earlier name
 
 
 class Stream:
@@ -728,7 +436,7 @@ class Stream:
     """
 
     def __init__(self, client: Client, req: PreparedRequest) -> None:
-        self._call = _Call(client, req)
+        self._call = Call(req, client._rules())
         self._client = client
         self._gen: Generator[Event, None, None] | None = None
         self._close_status: Status = "stopped"
@@ -831,7 +539,7 @@ class AsyncStream:
     """Async twin of :class:`Stream` (``async for ev in stream``; ``await stream.aclose()``)."""
 
     def __init__(self, client: Client, req: PreparedRequest) -> None:
-        self._call = _Call(client, req)
+        self._call = Call(req, client._rules())
         self._client = client
         self._gen: AsyncGenerator[Event, None] | None = None
 

@@ -370,11 +370,11 @@ json_values = st.recursive(
 
 
 def _call(model: str = "qwq", preset: str = "openai") -> Any:
-    from qwq_magic.client import _Call
+    from qwq_magic._call import Call, CallRules
 
     c = qm.Client(preset, base_url="http://127.0.0.1:9/v1", model=model, api_key="k",
                   account_id="a")
-    return _Call(c, c.prepare("hi"))
+    return Call(c.prepare("hi"), CallRules())
 
 
 @settings(max_examples=1500, deadline=None)
