@@ -299,3 +299,12 @@ def key_variable(preset: Preset, env: Mapping[str, str] | None = None) -> str | 
     """The first of the preset's own key variables that is set (``%qwq providers``)."""
     env = os.environ if env is None else env
     return next((v for v in preset.key_env if _env(env, v)), None)
+
+
+def env_keys(env: Mapping[str, str] | None = None) -> list[str]:
+    """The values of every provider key variable that is set (to mask them wherever stored)."""
+    from .providers import PRESETS
+
+    env = os.environ if env is None else env
+    names = {ENV_API_KEY, *(v for p in PRESETS.values() for v in p.key_env)}
+    return [v for n in sorted(names) if (v := _env(env, n))]

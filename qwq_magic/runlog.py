@@ -405,27 +405,12 @@ def _row(c: Completion, request: PreparedRequest | None, client: Any) -> dict[st
 
 
 # -- keeping keys out ------------------------------------------------------------------------
-_KEY_VARS: tuple[str, ...] | None = None
-
-
-def _key_vars() -> tuple[str, ...]:
-    global _KEY_VARS
-    if _KEY_VARS is None:
-        from .providers import PRESETS
-
-        names = {"QWQ_API_KEY"}
-        for p in PRESETS.values():
-            names.update(p.key_env)
-        _KEY_VARS = tuple(sorted(names))
-    return _KEY_VARS
-
-
 def register_env_keys() -> None:
     """Treat the value of every provider key variable as a secret (masked wherever stored)."""
-    for var in _key_vars():
-        v = os.environ.get(var, "").strip()
-        if v:
-            register_secret(v)
+    from .resolve import env_keys
+
+    for v in env_keys():
+        register_secret(v)
 
 
 def scrub(obj: Any) -> Any:
