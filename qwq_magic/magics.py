@@ -243,6 +243,8 @@ class QwqMagics(Magics):
         """User errors show as one line (with the error type), not a traceback wall."""
         name = type(e).__name__
         msg = str(e)
+        if getattr(e, "_qwq_shown", False):  # the output above already says it in full
+            msg = "see the output above (the partial reply is in _qwq)"
         e._render_traceback_ = lambda: [f"\x1b[31m{name}\x1b[0m: {msg}"]  # type: ignore[attr-defined]
         return e
 
@@ -363,6 +365,7 @@ class QwqMagics(Magics):
                 self._store(partial, args, None, json_mode=json_mode, ok=False)
                 if renderer.started:
                     renderer.done(partial, note=None)
+                    e._qwq_shown = True  # type: ignore[attr-defined]  # said in the output
             raise
 
     def _renderer(self, hide: bool, raw: bool, json_preview: bool) -> Any:

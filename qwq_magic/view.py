@@ -191,6 +191,11 @@ def banners(c: Completion, note: str | None = None, surface: Surface = "magic"
             out.append(("warn", _PANEL_CUT_THINKING if panel else TRUNCATED_MSG))
         else:
             out.append(("warn", _PANEL_CUT_ANSWER if panel else _CUT_ANSWER))
+    if (c.status == "complete" and c.finish_reason == "stop" and c.params.get("stop")
+            and c.reasoning and not c.content and not c.tool_calls):
+        out.append(("warn", "A stop string ended the reply while the model was still thinking, "
+                    "so there is no answer: the stop strings also match inside the reasoning. "
+                    "Pick stop strings the reasoning will not contain, or drop them."))
     if note:
         out.append(("note", note))
     return out

@@ -249,14 +249,15 @@ class ChatPanel(anywidget.AnyWidget):
     def conversation(self) -> list[dict[str, Any]]:
         """The messages the model gets as history: user turns and answers, never reasoning.
 
-        A turn whose reply has no answer text (an error, a stop during thinking) is left out,
-        so the model never sees two user messages in a row.
+        A turn stopped or broken before any answer text stays in the history (the user's
+        message and a note that no answer came), so the model never sees two user messages in
+        a row and the conversation says what happened.
         """
         out: list[dict[str, Any]] = []
         for text, c in self._turns:
-            if c.content:
-                out.append({"role": "user", "content": text})
-                out.append({"role": "assistant", "content": c.content})
+            out.append({"role": "user", "content": text})
+            answer = c.content or f"(no answer: the reply was {c.status} before it answered)"
+            out.append({"role": "assistant", "content": answer})
         return out
 
     messages_for_model = conversation
