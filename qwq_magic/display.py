@@ -61,6 +61,17 @@ _S_ERROR = "color: var(--jp-error-color0, #c62828); margin: 0.3em 0"
 _S_BADGE = "border: 1px solid var(--jp-border-color2, #ccc); border-radius: 3px; padding: 0 3px"
 
 
+def font_scale() -> float:
+    """``%config QwqMagics.font_scale = 1.4``: text size of the magic's output and the panel
+    (1 = the notebook's own size; a projector likes 1.3–1.6)."""
+    mod = sys.modules.get("qwq_magic.magics")
+    m = getattr(mod, "_magics", None) if mod is not None else None
+    try:
+        return float(getattr(m, "font_scale", 1.0) or 1.0)
+    except (TypeError, ValueError):
+        return 1.0
+
+
 def remote_images_allowed() -> bool:
     """``%config QwqMagics.remote_images = True`` (off by default: an image URL can carry data
     out of the notebook the moment it renders)."""
@@ -124,6 +135,24 @@ def _html_reasoning(c: Completion, v: _view.ReplyView, live: bool) -> str:
             f"{escape(body, quote=False)}</div></details>")
 
 
+REVEAL_LABEL = "Reveal reasoning"
+
+
+def _html_reveal(c: Completion, v: _view.ReplyView) -> str:
+    """Hidden reasoning of a finished reply: a closed ``<details>`` the reader opens ("Reveal
+    reasoning"). Plain HTML, no script: it works in JupyterLab, Notebook 7, nbviewer and an
+    untrusted notebook alike."""
+    return (f'<details class="qwq-reveal" style="{_S_DETAILS}">'
+            f'<summary style="{_S_SUMMARY}">🔒 {REVEAL_LABEL} · {escape(v.summary)}</summary>'
+            f'<div class="qwq-reasoning-text" style="{_S_REASONING}">'
+            f"{escape(c.reasoning, quote=False)}</div></details>")
+
+
+def _hidden(c: Completion, v: _view.ReplyView) -> bool:
+    """Reasoning there, hidden, and the reply over: the output offers "Reveal reasoning"."""
+    return not v.show_reasoning and not v.live and bool(c.reasoning_pieces)
+
+
 def _html_answer(c: Completion, raw: bool, preview: str | None, remote_images: bool) -> str:
     if preview is not None:
         return f'<pre class="qwq-json" style="{_S_PRE}">{escape(preview, quote=False)}</pre>'
@@ -151,9 +180,13 @@ def _html_status(v: _view.ReplyView) -> str:
 
 def _html(c: Completion, v: _view.ReplyView, *, raw: bool, preview: str | None,
           remote_images: bool) -> str:
-    h = [f'<div class="qwq-output" style="{_S_WRAP}">']
+    scale = font_scale()
+    size = f"; font-size: {scale:g}em" if scale != 1 else ""
+    h = [f'<div class="qwq-output" style="{_S_WRAP}{size}">']
     if v.show_reasoning:
         h.append(_html_reasoning(c, v, v.live))
+    elif _hidden(c, v):
+        h.append(_html_reveal(c, v))
     if v.progress:
         h.append(f'<div class="qwq-progress" style="{_S_FOOTER}">{escape(v.progress)}</div>')
     h.append(_html_answer(c, raw, preview, remote_images))
@@ -185,6 +218,8 @@ def _markdown(c: Completion, v: _view.ReplyView, *, raw: bool, preview: str | No
     m: list[str] = []
     if v.show_reasoning:
         m.append(_md_reasoning(c, v))
+    elif _hidden(c, v):
+        m.append(_md_reasoning(c, v).replace("<summary>", f"<summary>🔒 {REVEAL_LABEL} · ", 1))
     if v.progress:
         m.append(f"*{md_literal(v.progress)}*")
     if preview is not None:
@@ -478,7 +513,13 @@ class ReplyRenderer:
                 from .structured import partial_preview
 
                 preview = partial_preview(c.content)
-            self.live.finish(c, preview=preview, note=note, metadata=_provenance(c))
+            metadata = _provenance(c)
+            self.live.finish(c, preview=preview, note=note, metadata=metadata)
+            if self.hide and self.live.handle is not None and c.reasoning_pieces:
+                from . import teaching  # the output can be revealed later (%qwq reveal)
+
+                teaching.remember_hidden(self.live.handle, c, raw=self.raw, preview=preview,
+                                         note=note, metadata=metadata)
         elif self.term is not None:
             self.term.finish(c, note=note)
 

@@ -247,6 +247,9 @@ function render({ model, el }) {
   // input
   const form = h("div", "qwq-inputbar");
   const input = h("textarea", "qwq-input");
+  // a redrawn view (the output is updated when a turn ends) keeps what was being typed
+  input.value = model.__qwqDraft || "";
+  input.addEventListener("input", () => { model.__qwqDraft = input.value; });
   input.rows = 2;
   input.placeholder = "Ask… (Enter sends, Shift+Enter for a new line)";
   const sendBtn = h("button", "qwq-send", "Send");
@@ -334,6 +337,11 @@ function render({ model, el }) {
     label.textContent = model.get("provider_label") || "no provider configured";
   }
 
+  function renderScale() {
+    const scale = Number(model.get("font_scale")) || 1;
+    root.style.setProperty("--qwq-scale", String(scale));
+  }
+
   function renderNotice() {
     const text = model.get("notice") || "";
     notice.textContent = text;
@@ -345,6 +353,7 @@ function render({ model, el }) {
     if (!text.trim() || model.get("streaming")) return;
     model.send({ type: "send", text });
     input.value = "";
+    model.__qwqDraft = "";
   }
 
   const onKey = (ev) => {
@@ -369,10 +378,11 @@ function render({ model, el }) {
   const handlers = [
     ["messages", onMessages], ["live", onLive], ["streaming", onStreaming],
     ["provider_label", onLabel], ["controls", onControls], ["presets", onControls],
-    ["values", onValues], ["notice", onNotice],
+    ["values", onValues], ["notice", onNotice], ["font_scale", renderScale],
   ];
   for (const [name, fn] of handlers) model.on(`change:${name}`, fn);
 
+  renderScale();
   renderHeader();
   renderMessages();
   renderState();
