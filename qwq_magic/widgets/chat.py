@@ -173,30 +173,32 @@ class ChatPanel(anywidget.AnyWidget):
 
     # -- display: the live panel, and the conversation for where widgets do not run ----------
     def _ipython_display_(self) -> None:
-        """Shown as one output holding the widget view *and* a ``text/html`` / ``text/plain``
-        copy of the conversation (reasoning folded, answers rendered, inert). Jupyter draws the
-        widget; GitHub, nbviewer and ``nbconvert --to html`` (no widget state saved) draw the
-        copy. The output is updated when a turn ends, so a saved notebook holds the whole
-        conversation; reopened in Jupyter, the live panel is back."""
+        """Shown as two outputs: the widget view, then a ``text/html`` / ``text/plain`` copy of
+        the conversation (reasoning folded, answers rendered, inert), updated in place when a
+        turn ends. Where the panel runs, its stylesheet hides the copy (the copy hides exactly
+        where the widget draws, since the rule comes with the widget); GitHub, nbviewer and
+        ``nbconvert --to html`` show it. Reopened in Jupyter, the live panel is back."""
         from IPython.display import display
 
-        handle = display(self._bundle(), raw=True, display_id=True)
+        data: Any = self._repr_mimebundle_()
+        if isinstance(data, tuple):  # (data, metadata) in some ipywidgets versions
+            data = data[0]
+        if not data:
+            return
+        data = {**data, "text/plain": "qwq_magic ChatPanel (the conversation is in the next "
+                                      "output)"}
+        display(data, raw=True)
+        handle = display(self._saved_bundle(), raw=True, display_id=True)
         if handle is not None:
             self._outputs.append(handle)
 
-    def _bundle(self) -> dict[str, Any]:
-        data = self._repr_mimebundle_()
-        if isinstance(data, tuple):  # (data, metadata) in some ipywidgets versions
-            data = data[0]
-        data = dict(data or {})
-        data["text/html"] = self.fallback_html()
-        data["text/plain"] = self.fallback_text()
-        return data
+    def _saved_bundle(self) -> dict[str, str]:
+        return {"text/html": self.fallback_html(), "text/plain": self.fallback_text()}
 
     def _refresh_outputs(self) -> None:
         if not self._outputs:
             return
-        bundle = self._bundle()
+        bundle = self._saved_bundle()
         for handle in self._outputs:
             with contextlib.suppress(Exception):  # a closed front end must not fail a turn
                 handle.update(bundle, raw=True)

@@ -247,9 +247,6 @@ function render({ model, el }) {
   // input
   const form = h("div", "qwq-inputbar");
   const input = h("textarea", "qwq-input");
-  // a redrawn view (the output is updated when a turn ends) keeps what was being typed
-  input.value = model.__qwqDraft || "";
-  input.addEventListener("input", () => { model.__qwqDraft = input.value; });
   input.rows = 2;
   input.placeholder = "Ask… (Enter sends, Shift+Enter for a new line)";
   const sendBtn = h("button", "qwq-send", "Send");
@@ -353,7 +350,6 @@ function render({ model, el }) {
     if (!text.trim() || model.get("streaming")) return;
     model.send({ type: "send", text });
     input.value = "";
-    model.__qwqDraft = "";
   }
 
   const onKey = (ev) => {
