@@ -148,9 +148,10 @@ def _html_reveal(c: Completion, v: _view.ReplyView) -> str:
             f"{escape(c.reasoning, quote=False)}</div></details>")
 
 
-def _hidden(c: Completion, v: _view.ReplyView) -> bool:
-    """Reasoning there, hidden, and the reply over: the output offers "Reveal reasoning"."""
-    return not v.show_reasoning and not v.live and bool(c.reasoning_pieces)
+def _hidden(c: Completion, v: _view.ReplyView, reveal: bool) -> bool:
+    """Reasoning there, hidden behind a control (``reveal``), and the reply over: the output
+    offers "Reveal reasoning"."""
+    return reveal and not v.show_reasoning and not v.live and bool(c.reasoning_pieces)
 
 
 def _html_answer(c: Completion, raw: bool, preview: str | None, remote_images: bool) -> str:
@@ -179,13 +180,13 @@ def _html_status(v: _view.ReplyView) -> str:
 
 
 def _html(c: Completion, v: _view.ReplyView, *, raw: bool, preview: str | None,
-          remote_images: bool) -> str:
+          remote_images: bool, reveal: bool = False) -> str:
     scale = font_scale()
     size = f"; font-size: {scale:g}em" if scale != 1 else ""
     h = [f'<div class="qwq-output" style="{_S_WRAP}{size}">']
     if v.show_reasoning:
         h.append(_html_reasoning(c, v, v.live))
-    elif _hidden(c, v):
+    elif _hidden(c, v, reveal):
         h.append(_html_reveal(c, v))
     if v.progress:
         h.append(f'<div class="qwq-progress" style="{_S_FOOTER}">{escape(v.progress)}</div>')
@@ -214,11 +215,11 @@ def _md_reasoning(c: Completion, v: _view.ReplyView) -> str:
 
 
 def _markdown(c: Completion, v: _view.ReplyView, *, raw: bool, preview: str | None,
-              remote_images: bool) -> str:
+              remote_images: bool, reveal: bool = False) -> str:
     m: list[str] = []
     if v.show_reasoning:
         m.append(_md_reasoning(c, v))
-    elif _hidden(c, v):
+    elif _hidden(c, v, reveal):
         m.append(_md_reasoning(c, v).replace("<summary>", f"<summary>🔒 {REVEAL_LABEL} · ", 1))
     if v.progress:
         m.append(f"*{md_literal(v.progress)}*")
@@ -262,13 +263,18 @@ def _plain(c: Completion, v: _view.ReplyView, preview: str | None) -> str:
 
 def render_bundle(c: Completion, *, hide_reasoning: bool = False, raw: bool = False,
                   preview: str | None = None, note: str | None = None,
-                  remote_images: bool | None = None, idle: float | None = None
-                  ) -> dict[str, str]:
-    """The MIME bundle for ``c`` as it is now (bounded while streaming, complete after)."""
+                  remote_images: bool | None = None, idle: float | None = None,
+                  reveal: bool = False) -> dict[str, str]:
+    """The MIME bundle for ``c`` as it is now (bounded while streaming, complete after).
+
+    ``hide_reasoning`` leaves the reasoning out; with ``reveal`` too, a finished reply keeps
+    it behind a closed "Reveal reasoning" fold (class mode, ``--hide-reasoning``)."""
     ri = remote_images_allowed() if remote_images is None else remote_images
     v = _view.view_of(c, hide_reasoning=hide_reasoning, note=note, idle=idle)
-    return {"text/html": _html(c, v, raw=raw, preview=preview, remote_images=ri),
-            "text/markdown": _markdown(c, v, raw=raw, preview=preview, remote_images=ri),
+    return {"text/html": _html(c, v, raw=raw, preview=preview, remote_images=ri,
+                               reveal=reveal),
+            "text/markdown": _markdown(c, v, raw=raw, preview=preview, remote_images=ri,
+                                       reveal=reveal),
             "text/plain": _plain(c, v, preview)}
 
 
@@ -312,8 +318,9 @@ class LiveDisplay:
                  clock: Callable[[], float] = time.monotonic, thinking_hz: float | None = None,
                  max_bytes_per_s: float | None = 120_000,
                  thinking_bytes_per_s: float | None = 24_000, tick: float | None = TICK_S,
-                 remote_images: bool | None = None) -> None:
+                 remote_images: bool | None = None, reveal: bool = False) -> None:
         self.hide_reasoning = hide_reasoning
+        self.reveal = reveal  # hidden reasoning behind a "Reveal reasoning" fold at the end
         self.raw = raw
         self.throttle = Throttle(max_hz, thinking_hz=thinking_hz, clock=clock,
                                  max_bytes_per_s=max_bytes_per_s,
@@ -414,7 +421,8 @@ class LiveDisplay:
             self._finished = True
             self._publish(render_bundle(c, hide_reasoning=self.hide_reasoning, raw=self.raw,
                                         preview=preview, note=note,
-                                        remote_images=self.remote_images), metadata)
+                                        remote_images=self.remote_images,
+                                        reveal=self.reveal), metadata)
         if self._ticker is not None:
             self._ticker.stop()
 
@@ -445,8 +453,10 @@ class ReplyRenderer:
     (a JSON wire form the server refused) leaves no stale "Waiting…" block behind.
     """
 
-    def __init__(self, rich: bool, hide: bool, raw: bool, max_hz: float, preview: bool) -> None:
+    def __init__(self, rich: bool, hide: bool, raw: bool, max_hz: float, preview: bool,
+                 reveal: bool = False) -> None:
         self.rich, self.hide, self.raw, self.max_hz, self.preview = rich, hide, raw, max_hz, preview
+        self.reveal = reveal  # hidden reasoning: a "Reveal reasoning" fold (class mode)
         self.stream: Any = None
         self.started = False
         self.live: LiveDisplay | None = None
@@ -488,7 +498,8 @@ class ReplyRenderer:
         """A display for the next attempt: it draws over the previous attempt's output when that
         showed nothing of a reply (it failed before its first token)."""
         old = self.live
-        live = LiveDisplay(hide_reasoning=self.hide, raw=self.raw, max_hz=self.max_hz)
+        live = LiveDisplay(hide_reasoning=self.hide, raw=self.raw, max_hz=self.max_hz,
+                           reveal=self.reveal)
         if old is not None:
             old.stop()
             if old.n_updates and not _shows_reply(old):

@@ -335,14 +335,15 @@ class QwqMagics(Magics):
             text = req.describe(client._key.get() if client._key else None)
             self._say(text, f"<pre class='qwq-dry-run'>{html.escape(text)}</pre>")
             return None
-        if args.hide_reasoning is None:
-            from .teaching import class_mode
+        from .teaching import class_mode
 
-            hide = self.hide_reasoning or class_mode()
-        else:
-            hide = args.hide_reasoning
+        # --hide-reasoning and class mode hide it behind "Reveal reasoning"; the config option
+        # alone leaves it out of the output (both: %qwq reveal redraws it)
+        reveal = bool(args.hide_reasoning) or (args.hide_reasoning is None and class_mode())
+        hide = reveal or (self.hide_reasoning if args.hide_reasoning is None
+                          else args.hide_reasoning)
         raw = self.raw if args.raw is None else args.raw
-        renderer = self._renderer(hide, raw, schema is not None)
+        renderer = self._renderer(hide, raw, schema is not None, reveal=reveal)
         c = None
         try:
             if schema is not None:
@@ -389,14 +390,14 @@ class QwqMagics(Magics):
             remember_turn(args.chat, c)
         return None
 
-    def _renderer(self, hide: bool, raw: bool, json_preview: bool) -> Any:
+    def _renderer(self, hide: bool, raw: bool, json_preview: bool, reveal: bool = False) -> Any:
         from .display import ReplyRenderer
 
         mode = self.display
         if mode == "auto":
             shell = type(self.shell).__name__ if self.shell is not None else ""
             mode = "text" if shell == "TerminalInteractiveShell" else "rich"
-        return ReplyRenderer(mode == "rich", hide, raw, self.max_hz, json_preview)
+        return ReplyRenderer(mode == "rich", hide, raw, self.max_hz, json_preview, reveal=reveal)
 
     def _store(self, c: Any, args: argparse.Namespace, data: Any, json_mode: bool = False,
                ok: bool = True) -> None:

@@ -429,3 +429,18 @@ def test_font_scale_reaches_the_magic_output(ip, srv, caplog):
     from qwq_magic.display import font_scale
 
     assert font_scale() == 1.4
+
+
+def test_hide_reasoning_config_leaves_it_out_but_reveal_still_redraws_it(ip, srv):
+    srv.script(Reply(reasoning="PRIVATE STEPS", content="Shown."),
+               Reply(reasoning="FLAGGED STEPS", content="Also shown."))
+    ip.run_line_magic("config", "QwqMagics.hide_reasoning = True")
+    out = run(ip, "", "Q").outputs[-1]
+    assert "PRIVATE STEPS" not in str(out.data) and "Reveal reasoning" not in str(out.data)
+    flagged = run(ip, "--hide-reasoning", "Q2").outputs[-1]  # the flag: behind a reveal fold
+    assert "Reveal reasoning" in flagged.data["text/html"]
+    with capture_output() as cap:
+        ip.run_line_magic("qwq", "reveal")
+    revealed = {o.transient["display_id"]: o.data["text/html"] for o in cap.outputs if o.update}
+    assert "PRIVATE STEPS" in revealed[out.transient["display_id"]]
+    assert "FLAGGED STEPS" in revealed[flagged.transient["display_id"]]
