@@ -143,7 +143,7 @@ def _html_reveal(c: Completion, v: _view.ReplyView) -> str:
     reasoning"). Plain HTML, no script: it works in JupyterLab, Notebook 7, nbviewer and an
     untrusted notebook alike."""
     return (f'<details class="qwq-reveal" style="{_S_DETAILS}">'
-            f'<summary style="{_S_SUMMARY}">🔒 {REVEAL_LABEL} · {escape(v.summary)}</summary>'
+            f'<summary style="{_S_SUMMARY}">{REVEAL_LABEL} · {escape(v.summary)}</summary>'
             f'<div class="qwq-reasoning-text" style="{_S_REASONING}">'
             f"{escape(c.reasoning, quote=False)}</div></details>")
 
@@ -220,7 +220,7 @@ def _markdown(c: Completion, v: _view.ReplyView, *, raw: bool, preview: str | No
     if v.show_reasoning:
         m.append(_md_reasoning(c, v))
     elif _hidden(c, v, reveal):
-        m.append(_md_reasoning(c, v).replace("<summary>", f"<summary>🔒 {REVEAL_LABEL} · ", 1))
+        m.append(_md_reasoning(c, v).replace("<summary>", f"<summary>{REVEAL_LABEL} · ", 1))
     if v.progress:
         m.append(f"*{md_literal(v.progress)}*")
     if preview is not None:
