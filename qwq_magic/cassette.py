@@ -198,6 +198,7 @@ class Cassette:
         if exhausted not in EXHAUSTED:
             raise QwqError(f"exhausted must be 'cycle' or 'raise'; got {exhausted!r}.")
         self.path = Path(path) if path is not None else None
+        self.path_is_notebook = False
         self.mode: str = mode
         self.speed = _speed(speed)
         self.exhausted = exhausted
@@ -206,9 +207,15 @@ class Cassette:
         self._lock = threading.Lock()
         self._paused_at: float | None = None
         self._paused_total = 0.0
+        if self.path is not None and self.path.suffix == ".ipynb":  # a notebook's own replies
+            if mode != "replay":
+                raise QwqError(f"{self.path} is a notebook: it can only be replayed "
+                               "(record into a .jsonl file).")
+            takes = [*(takes or ()), *notebook_takes(self.path)]
+            self.path_is_notebook = True
         for take in takes or ():
             self._add(take)
-        if self.path is not None:
+        if self.path is not None and not self.path_is_notebook:
             if new and self.path.exists():
                 if mode != "record":
                     raise QwqError("new=True starts a fresh recording: use it with mode='record'.")
@@ -222,7 +229,7 @@ class Cassette:
             raise QwqError("A cassette without a file can only replay: give a path to record.")
 
     def __repr__(self) -> str:
-        where = str(self.path) if self.path is not None else "<notebook>"
+        where = str(self.path) if self.path is not None else "<takes>"
         return (f"Cassette({where!r}, mode={self.mode!r}, {len(self._takes)} requests, "
                 f"{self.takes} replies{', paused' if self.paused else ''})")
 
@@ -307,7 +314,7 @@ class Cassette:
         self._played.clear()
 
     def _where(self) -> str:
-        return str(self.path) if self.path is not None else "the notebook"
+        return str(self.path) if self.path is not None else "the recording"
 
     def _miss(self, req: PreparedRequest) -> CassetteMissError:
         norm = normalized_request(req)
@@ -551,10 +558,11 @@ def notebook_takes(path: str | os.PathLike[str]) -> list[Take]:
 def from_notebook(path: str | os.PathLike[str], speed: float | None = None,
                   exhausted: str = "cycle") -> Cassette:
     """A replay-only cassette of the replies stored in a saved, executed notebook."""
-    takes = notebook_takes(path)
-    if not takes:
+    if Path(path).suffix != ".ipynb":
+        raise QwqError(f"{path} is not a notebook (.ipynb); replay a cassette with "
+                       "%qwq replay PATH.jsonl.")
+    cas = Cassette(path, mode="replay", speed=speed, exhausted=exhausted)
+    if not cas.takes:
         raise QwqError(f"{path} holds no recorded replies: run its %%qwq cells live once, save "
                        "it, then replay it (each %%qwq output keeps its reply in its metadata).")
-    cas = Cassette(None, mode="replay", speed=speed, exhausted=exhausted, takes=takes)
-    cas.notebook = Path(path)  # type: ignore[attr-defined]
     return cas

@@ -253,6 +253,12 @@ def test_a_saved_notebook_replays_its_own_replies_in_order(provider_server, ip, 
     session.cassette.resume()
     run(ip, "--temperature 0.9", "Tell me a joke.")
     assert ip.user_ns["_qwq"].content == JOKES[0]
+    # qm.map's workers rebuild the client from its config: the notebook's replies go with it
+    from qwq_magic.batch import ClientConfig
+
+    worker = ClientConfig.from_client(session.client()).build()
+    assert worker.complete("Why is the sky blue?", temperature=0.9).content == (
+        "Blue light scatters more.")
 
 
 def test_replay_of_a_notebook_without_replies_says_so(ip, tmp_path):
@@ -262,6 +268,8 @@ def test_replay_of_a_notebook_without_replies_says_so(ip, tmp_path):
         from_notebook(path)
     with pytest.raises(qm.QwqError, match="No notebook at"):
         ip.run_line_magic("qwq", f"replay {tmp_path / 'missing.ipynb'}")
+    with pytest.raises(qm.QwqError, match="is a notebook: it can only be replayed"):
+        ip.run_line_magic("qwq", f"record {path}")
     with pytest.raises(qm.QwqError, match="--pause/--resume acts on the replay in progress"):
         ip.run_line_magic("qwq", "replay --pause")
 
