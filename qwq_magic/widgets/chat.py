@@ -180,14 +180,17 @@ class ChatPanel(anywidget.AnyWidget):
         ``nbconvert --to html`` show it. Reopened in Jupyter, the live panel is back."""
         from IPython.display import display
 
-        data: Any = self._repr_mimebundle_()
-        if isinstance(data, tuple):  # (data, metadata) in some ipywidgets versions
-            data = data[0]
-        if not data:
-            return
-        data = {**data, "text/plain": "qwq_magic ChatPanel (the conversation is in the next "
-                                      "output)"}
-        display(data, raw=True)
+        mimebundle = getattr(self, "_repr_mimebundle_", None)
+        if not callable(mimebundle):  # ipywidgets 7 (Colab) displays itself
+            super()._ipython_display_()  # type: ignore[misc]
+        else:
+            data: Any = mimebundle()
+            if isinstance(data, tuple):  # (data, metadata) in some ipywidgets versions
+                data = data[0]
+            if not data:  # a closed widget: nothing to show
+                return
+            display({**data, "text/plain": "qwq_magic ChatPanel (the conversation is in the "
+                                           "next output)"}, raw=True)
         handle = display(self._saved_bundle(), raw=True, display_id=True)
         if handle is not None:
             self._outputs.append(handle)
