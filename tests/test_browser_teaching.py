@@ -173,3 +173,27 @@ def test_thinking_is_readable_at_projector_resolution(browser: Any, lab: Jupyter
         nb.wait_idle(60_000)
     finally:
         ctx.close()
+
+
+def test_the_panels_saved_copy_hides_where_the_panel_runs(browser: Any, lab: JupyterLab,
+                                                         srv: ProviderServer) -> None:
+    srv.reset()
+    srv.script(Reply(reasoning="Greeting.", content="Hello, **class**!"))
+    ctx = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = ctx.new_page()
+    try:
+        nb = open_notebook(page, lab, lab.write_notebook("panel_copy.ipynb", ["1 + 1"]))
+        nb.run_text("import qwq_magic as qm\n"
+                    f"_ = qm.session.use('openai', base_url={srv.base_url('vllm')!r}, "
+                    "model='qwq')")
+        cell = nb.run("p = qm.ChatPanel()\np")
+        expect(cell.locator(".qwq-panel")).to_be_visible(timeout=30_000)
+        nb.run_text("c = await p.send_async('Good morning!')")
+        copy = cell.locator(".qwq-panel-saved")
+        expect(copy).to_have_count(1)
+        expect(copy).to_contain_text("Good morning!", use_inner_text=False)  # kept fresh…
+        expect(copy).to_be_hidden()  # …but the live panel is what shows
+        expect(cell.locator(".qwq-panel .qwq-answer strong")).to_have_text("class")
+        cell.screenshot(path=artifact("teach-panel-live.png"))
+    finally:
+        ctx.close()

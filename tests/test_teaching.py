@@ -437,6 +437,12 @@ def test_font_scale_reaches_the_magic_output(ip, srv, caplog):
     from qwq_magic.display import font_scale
 
     assert font_scale() == 1.4
+    pytest.importorskip("anywidget")
+    panel = qm.ChatPanel()  # a new panel takes the configured size
+    try:
+        assert panel.font_scale == 1.4 and "font-size: 1.4em" in panel.fallback_html()
+    finally:
+        panel.close()
 
 
 def test_hide_reasoning_config_leaves_it_out_but_reveal_still_redraws_it(ip, srv):
