@@ -61,6 +61,17 @@ _S_ERROR = "color: var(--jp-error-color0, #c62828); margin: 0.3em 0"
 _S_BADGE = "border: 1px solid var(--jp-border-color2, #ccc); border-radius: 3px; padding: 0 3px"
 
 
+def font_scale() -> float:
+    """``%config QwqMagics.font_scale = 1.4``: text size of the magic's output and the panel
+    (1 = the notebook's own size; a projector likes 1.3–1.6)."""
+    mod = sys.modules.get("qwq_magic.magics")
+    m = getattr(mod, "_magics", None) if mod is not None else None
+    try:
+        return float(getattr(m, "font_scale", 1.0) or 1.0)
+    except (TypeError, ValueError):
+        return 1.0
+
+
 def remote_images_allowed() -> bool:
     """``%config QwqMagics.remote_images = True`` (off by default: an image URL can carry data
     out of the notebook the moment it renders)."""
@@ -124,6 +135,25 @@ def _html_reasoning(c: Completion, v: _view.ReplyView, live: bool) -> str:
             f"{escape(body, quote=False)}</div></details>")
 
 
+REVEAL_LABEL = "Reveal reasoning"
+
+
+def _html_reveal(c: Completion, v: _view.ReplyView) -> str:
+    """Hidden reasoning of a finished reply: a closed ``<details>`` the reader opens ("Reveal
+    reasoning"). Plain HTML, no script: it works in JupyterLab, Notebook 7, nbviewer and an
+    untrusted notebook alike."""
+    return (f'<details class="qwq-reveal" style="{_S_DETAILS}">'
+            f'<summary style="{_S_SUMMARY}">{REVEAL_LABEL} · {escape(v.summary)}</summary>'
+            f'<div class="qwq-reasoning-text" style="{_S_REASONING}">'
+            f"{escape(c.reasoning, quote=False)}</div></details>")
+
+
+def _hidden(c: Completion, v: _view.ReplyView, reveal: bool) -> bool:
+    """Reasoning there, hidden behind a control (``reveal``), and the reply over: the output
+    offers "Reveal reasoning"."""
+    return reveal and not v.show_reasoning and not v.live and bool(c.reasoning_pieces)
+
+
 def _html_answer(c: Completion, raw: bool, preview: str | None, remote_images: bool) -> str:
     if preview is not None:
         return f'<pre class="qwq-json" style="{_S_PRE}">{escape(preview, quote=False)}</pre>'
@@ -150,10 +180,14 @@ def _html_status(v: _view.ReplyView) -> str:
 
 
 def _html(c: Completion, v: _view.ReplyView, *, raw: bool, preview: str | None,
-          remote_images: bool) -> str:
-    h = [f'<div class="qwq-output" style="{_S_WRAP}">']
+          remote_images: bool, reveal: bool = False) -> str:
+    scale = font_scale()
+    size = f"; font-size: {scale:g}em" if scale != 1 else ""
+    h = [f'<div class="qwq-output" style="{_S_WRAP}{size}">']
     if v.show_reasoning:
         h.append(_html_reasoning(c, v, v.live))
+    elif _hidden(c, v, reveal):
+        h.append(_html_reveal(c, v))
     if v.progress:
         h.append(f'<div class="qwq-progress" style="{_S_FOOTER}">{escape(v.progress)}</div>')
     h.append(_html_answer(c, raw, preview, remote_images))
@@ -181,10 +215,12 @@ def _md_reasoning(c: Completion, v: _view.ReplyView) -> str:
 
 
 def _markdown(c: Completion, v: _view.ReplyView, *, raw: bool, preview: str | None,
-              remote_images: bool) -> str:
+              remote_images: bool, reveal: bool = False) -> str:
     m: list[str] = []
     if v.show_reasoning:
         m.append(_md_reasoning(c, v))
+    elif _hidden(c, v, reveal):
+        m.append(_md_reasoning(c, v).replace("<summary>", f"<summary>{REVEAL_LABEL} · ", 1))
     if v.progress:
         m.append(f"*{md_literal(v.progress)}*")
     if preview is not None:
@@ -227,13 +263,18 @@ def _plain(c: Completion, v: _view.ReplyView, preview: str | None) -> str:
 
 def render_bundle(c: Completion, *, hide_reasoning: bool = False, raw: bool = False,
                   preview: str | None = None, note: str | None = None,
-                  remote_images: bool | None = None, idle: float | None = None
-                  ) -> dict[str, str]:
-    """The MIME bundle for ``c`` as it is now (bounded while streaming, complete after)."""
+                  remote_images: bool | None = None, idle: float | None = None,
+                  reveal: bool = False) -> dict[str, str]:
+    """The MIME bundle for ``c`` as it is now (bounded while streaming, complete after).
+
+    ``hide_reasoning`` leaves the reasoning out; with ``reveal`` too, a finished reply keeps
+    it behind a closed "Reveal reasoning" fold (class mode, ``--hide-reasoning``)."""
     ri = remote_images_allowed() if remote_images is None else remote_images
     v = _view.view_of(c, hide_reasoning=hide_reasoning, note=note, idle=idle)
-    return {"text/html": _html(c, v, raw=raw, preview=preview, remote_images=ri),
-            "text/markdown": _markdown(c, v, raw=raw, preview=preview, remote_images=ri),
+    return {"text/html": _html(c, v, raw=raw, preview=preview, remote_images=ri,
+                               reveal=reveal),
+            "text/markdown": _markdown(c, v, raw=raw, preview=preview, remote_images=ri,
+                                       reveal=reveal),
             "text/plain": _plain(c, v, preview)}
 
 
@@ -277,8 +318,9 @@ class LiveDisplay:
                  clock: Callable[[], float] = time.monotonic, thinking_hz: float | None = None,
                  max_bytes_per_s: float | None = 120_000,
                  thinking_bytes_per_s: float | None = 24_000, tick: float | None = TICK_S,
-                 remote_images: bool | None = None) -> None:
+                 remote_images: bool | None = None, reveal: bool = False) -> None:
         self.hide_reasoning = hide_reasoning
+        self.reveal = reveal  # hidden reasoning behind a "Reveal reasoning" fold at the end
         self.raw = raw
         self.throttle = Throttle(max_hz, thinking_hz=thinking_hz, clock=clock,
                                  max_bytes_per_s=max_bytes_per_s,
@@ -379,7 +421,8 @@ class LiveDisplay:
             self._finished = True
             self._publish(render_bundle(c, hide_reasoning=self.hide_reasoning, raw=self.raw,
                                         preview=preview, note=note,
-                                        remote_images=self.remote_images), metadata)
+                                        remote_images=self.remote_images,
+                                        reveal=self.reveal), metadata)
         if self._ticker is not None:
             self._ticker.stop()
 
@@ -410,8 +453,10 @@ class ReplyRenderer:
     (a JSON wire form the server refused) leaves no stale "Waiting…" block behind.
     """
 
-    def __init__(self, rich: bool, hide: bool, raw: bool, max_hz: float, preview: bool) -> None:
+    def __init__(self, rich: bool, hide: bool, raw: bool, max_hz: float, preview: bool,
+                 reveal: bool = False) -> None:
         self.rich, self.hide, self.raw, self.max_hz, self.preview = rich, hide, raw, max_hz, preview
+        self.reveal = reveal  # hidden reasoning: a "Reveal reasoning" fold (class mode)
         self.stream: Any = None
         self.started = False
         self.live: LiveDisplay | None = None
@@ -453,7 +498,8 @@ class ReplyRenderer:
         """A display for the next attempt: it draws over the previous attempt's output when that
         showed nothing of a reply (it failed before its first token)."""
         old = self.live
-        live = LiveDisplay(hide_reasoning=self.hide, raw=self.raw, max_hz=self.max_hz)
+        live = LiveDisplay(hide_reasoning=self.hide, raw=self.raw, max_hz=self.max_hz,
+                           reveal=self.reveal)
         if old is not None:
             old.stop()
             if old.n_updates and not _shows_reply(old):
@@ -478,7 +524,13 @@ class ReplyRenderer:
                 from .structured import partial_preview
 
                 preview = partial_preview(c.content)
-            self.live.finish(c, preview=preview, note=note, metadata=_provenance(c))
+            metadata = _provenance(c)
+            self.live.finish(c, preview=preview, note=note, metadata=metadata)
+            if self.hide and self.live.handle is not None and c.reasoning_pieces:
+                from . import teaching  # the output can be revealed later (%qwq reveal)
+
+                teaching.remember_hidden(self.live.handle, c, raw=self.raw, preview=preview,
+                                         note=note, metadata=metadata)
         elif self.term is not None:
             self.term.finish(c, note=note)
 

@@ -51,11 +51,20 @@ COMMANDS: dict[str, Command] = {
     "budget": Command("budget 0.50 | budget off", "a spending cap for this session",
                       lambda m, w: _logview("budget", m, w)),
     "reset": Command("reset [NAME]", "forget a conversation, or everything"),
-    "record": Command("record PATH [--auto]", "record every reply to a cassette"),
-    "replay": Command("replay PATH [--speed X]", "replay a cassette (offline demos)"),
+    "record": Command("record PATH [--auto] [--new]",
+                      "record every reply to a cassette (appends; --new starts afresh)"),
+    "replay": Command("replay PATH|NOTEBOOK.ipynb [--speed X] [--raise] | replay --pause|--resume",
+                      "replay a cassette or a saved notebook's replies (offline lessons)"),
     "live": Command("live", "back to live calls"),
     "continue": Command("continue [--max-tokens N] [-o VAR]",
                         "resume the last reply where max_tokens cut it (same reply, not repeated)"),
+    "class": Command("class on|off", "class mode: hide reasoning in every output until revealed",
+                     lambda m, w: _teaching("class", m, w)),
+    "reveal": Command("reveal", "show every hidden reasoning of this session, in place",
+                      lambda m, w: _teaching("reveal", m, w)),
+    "export": Command("export [NAME] --to md|json|cells [-o FILE]",
+                      "hand a conversation out (a --chat NAME one, or the chat panel's)",
+                      lambda m, w: _teaching("export", m, w)),
     "help": Command("help", "this list"),
 }
 
@@ -73,6 +82,12 @@ def _logview(name: str, magics: Any, words: list[str]) -> Any:
     from . import logview
 
     return getattr(logview, "cmd_" + name)(magics, shlex.join(words))
+
+
+def _teaching(name: str, magics: Any, words: list[str]) -> Any:
+    from . import teaching
+
+    return getattr(teaching, "cmd_" + name)(magics, words)
 
 
 def _did_you_mean(word: str) -> str | None:
@@ -122,7 +137,10 @@ def _cell_parser() -> _Parser:
     c.add_argument("--chat", nargs="?", const="default", metavar="NAME",
                    help="continue the named conversation (default: 'default')")
     c.add_argument("--new", action="store_true", help="start the conversation afresh")
-    c.add_argument("--hide-reasoning", action="store_true", default=None)
+    c.add_argument("--hide-reasoning", action="store_true", default=None,
+                   help="hide the reasoning behind a 'Reveal reasoning' fold (%%qwq reveal)")
+    c.add_argument("--show-reasoning", dest="hide_reasoning", action="store_false",
+                   help="show the reasoning even in class mode")
     c.add_argument("--raw", action="store_true", default=None, help="plain text, no Markdown")
     c.add_argument("--no-interpolate", dest="interpolate", action="store_false", default=None)
     c.add_argument("--dry-run", action="store_true",
@@ -162,6 +180,9 @@ class QwqMagics(Magics):
     hide_reasoning = Bool(False, help="Hide the reasoning block").tag(config=True)
     raw = Bool(False, help="Show answers as plain text").tag(config=True)
     remote_images = Bool(False, help="Load remote images in answers (off: a link)").tag(config=True)
+    font_scale = Float(1.0, min=0.5, max=4.0,
+                       help="Text size of outputs and the chat panel (1.4 for a projector)"
+                       ).tag(config=True)
     interpolate = Bool(True, help="Fill {names} in prompts from the notebook").tag(config=True)
     include_reasoning = Bool(False, help="Send earlier reasoning back in conversations "
                              "(the QwQ model card advises against it)").tag(config=True)
@@ -289,7 +310,10 @@ class QwqMagics(Magics):
         history: list[dict[str, Any]] = []
         if args.chat:
             if args.new:
+                from .teaching import forget_chat
+
                 session.conversations.pop(args.chat, None)
+                forget_chat(args.chat)
             history = list(session.conversations.get(args.chat, []))
             if history:
                 call["history"] = history
@@ -315,9 +339,16 @@ class QwqMagics(Magics):
             text = req.describe(client._key.get() if client._key else None)
             self._say(text, f"<pre class='qwq-dry-run'>{html.escape(text)}</pre>")
             return None
-        hide = self.hide_reasoning if args.hide_reasoning is None else args.hide_reasoning
+        from .teaching import class_mode
+
+        # --hide-reasoning and class mode hide it behind "Reveal reasoning"; the config option
+        # alone leaves it out of the output (both: %qwq reveal redraws it)
+        reveal = bool(args.hide_reasoning) or (args.hide_reasoning is None and class_mode())
+        hide = reveal or (self.hide_reasoning if args.hide_reasoning is None
+                          else args.hide_reasoning)
         raw = self.raw if args.raw is None else args.raw
-        renderer = self._renderer(hide, raw, schema is not None)
+        renderer = self._renderer(hide, raw, schema is not None, reveal=reveal)
+
         def run() -> Any:
             if schema is not None:
                 from . import structured
@@ -338,6 +369,9 @@ class QwqMagics(Magics):
         if args.chat:
             turn = c.to_message(include_reasoning=self.include_reasoning)
             session.conversations[args.chat] = [*c.messages, turn]
+            from .teaching import remember_turn
+
+            remember_turn(args.chat, c)
         return None
 
     def _guarded(self, renderer: Any, run: Callable[[], Any], args: Any,
@@ -368,14 +402,14 @@ class QwqMagics(Magics):
                     e._qwq_shown = True  # type: ignore[attr-defined]  # said in the output
             raise
 
-    def _renderer(self, hide: bool, raw: bool, json_preview: bool) -> Any:
+    def _renderer(self, hide: bool, raw: bool, json_preview: bool, reveal: bool = False) -> Any:
         from .display import ReplyRenderer
 
         mode = self.display
         if mode == "auto":
             shell = type(self.shell).__name__ if self.shell is not None else ""
             mode = "text" if shell == "TerminalInteractiveShell" else "rich"
-        return ReplyRenderer(mode == "rich", hide, raw, self.max_hz, json_preview)
+        return ReplyRenderer(mode == "rich", hide, raw, self.max_hz, json_preview, reveal=reveal)
 
     def _store(self, c: Any, args: argparse.Namespace, data: Any, json_mode: bool = False,
                ok: bool = True) -> None:
@@ -525,24 +559,56 @@ class QwqMagics(Magics):
             for name in words:
                 if session.conversations.pop(name, None) is None:
                     raise UsageError(f"%qwq reset: no conversation {name!r}")
+                from .teaching import forget_chat
+
+                forget_chat(name)
             self._say(f"Forgot conversation {', '.join(words)}.")
             return
+        from .teaching import forget_chat
+
+        forget_chat()
         session.reset()
         self._say("Reset: provider choice, parameters and conversations forgotten.")
 
     def _cmd_record(self, words: list[str], mode: str = "record") -> None:
         p = _Parser(prog=f"%qwq {mode}", add_help=False)
-        p.add_argument("path")
+        p.add_argument("path", nargs="?" if mode == "replay" else None)
         p.add_argument("--speed", type=float, default=None,
                        help="replay pace: 1 = as recorded, 0 = at once (default: "
                        "QWQ_REPLAY_SPEED, else 1)")
-        p.add_argument("--auto", action="store_true",
-                       help="replay what is recorded, record what is not")
+        if mode == "replay":
+            p.add_argument("--raise", dest="exhausted", action="store_const", const="raise",
+                           default="cycle", help="after the last take: an error, not the first")
+            p.add_argument("--pause", action="store_true", help="hold the replay where it is")
+            p.add_argument("--resume", action="store_true", help="go on after --pause")
+        else:
+            p.add_argument("--auto", action="store_true",
+                           help="replay what is recorded, record what is not")
+            p.add_argument("--new", action="store_true",
+                           help="start the file afresh (default: append to it)")
         a = p.parse_args(words)
-        cas = session.record(a.path, mode="auto" if a.auto else mode, speed=a.speed)
+        if mode == "replay" and (a.pause or a.resume):
+            cas = session.cassette
+            if cas is None or a.path:
+                raise UsageError("%qwq replay --pause/--resume acts on the replay in progress: "
+                                 "start one with %qwq replay PATH first.")
+            cas.pause() if a.pause else cas.resume()
+            self._say("Replay paused: %qwq replay --resume goes on." if a.pause
+                      else "Replay resumed.")
+            return
+        if a.path is None:
+            raise UsageError("%qwq replay: give a cassette (.jsonl) or a saved notebook (.ipynb).")
+        if mode == "replay" and str(a.path).endswith(".ipynb"):
+            cas = session.replay_notebook(a.path, speed=a.speed, exhausted=a.exhausted)
+            self._say(f"Replaying {cas.takes} replies from the notebook {a.path}; "
+                      "%qwq live stops.")
+            return
+        if mode == "replay":
+            cas = session.record(a.path, mode="replay", speed=a.speed, exhausted=a.exhausted)
+        else:
+            cas = session.record(a.path, mode="auto" if a.auto else mode, new=a.new)
         what = {"record": "Recording to", "replay": "Replaying from", "auto": "Replaying/recording"}
-        n = len(cas) if hasattr(cas, "__len__") else "?"
-        self._say(f"{what[cas.mode]} {a.path} ({n} recorded replies); %qwq live stops.")
+        self._say(f"{what[cas.mode]} {a.path} ({cas.takes} recorded replies); %qwq live stops.")
 
     def _cmd_replay(self, words: list[str]) -> None:
         self._cmd_record(words, mode="replay")

@@ -728,6 +728,8 @@ def provenance(completion: Completion) -> dict[str, Any]:
                      "chars": sum(len(str(m.get("content") or "")) for m in msgs),
                      "sha256": _digest(msgs)},
         "params": dict(c.params),
+        # the prompt's start: a replay of this notebook says how a new prompt differs
+        "prompt": (_last_user(msgs) or "")[:300],
     }
     if c.schema is not None:
         request["json_schema"] = c.schema

@@ -148,21 +148,36 @@ class Session(t.HasTraits):
             c.close()
         self._clients.clear()
 
-    def record(self, path: str, mode: str = "record", speed: float | None = None) -> Any:
+    def record(self, path: str, mode: str = "record", speed: float | None = None,
+               exhausted: str = "cycle", new: bool = False) -> Any:
         """Route every call through a cassette (``%qwq record PATH`` / ``%qwq replay PATH``).
 
-        ``mode``: ``"record"``, ``"replay"`` or ``"auto"``; ``speed`` 0 replays at once (unset:
-        ``QWQ_REPLAY_SPEED``, else 1).
+        ``mode``: ``"record"`` (appends to the file; ``new=True`` starts it afresh),
+        ``"replay"`` or ``"auto"``; ``speed`` 0 replays at once (unset: ``QWQ_REPLAY_SPEED``,
+        else 1); ``exhausted``: after the last take of a request ``"cycle"`` or ``"raise"``.
         """
         from .cassette import Cassette
 
-        cassette = Cassette(path, mode=mode, speed=speed)
+        return self._route(Cassette(path, mode=mode, speed=speed, exhausted=exhausted, new=new))
+
+    def _route(self, cassette: Any) -> Any:
         self._close_clients()
         self.client_kwargs = {**self.client_kwargs, "cassette": cassette}
         return cassette
 
-    def replay(self, path: str, speed: float | None = None) -> Any:
-        return self.record(path, mode="replay", speed=speed)
+    def replay(self, path: str, speed: float | None = None, exhausted: str = "cycle") -> Any:
+        if str(path).endswith(".ipynb"):
+            return self.replay_notebook(path, speed=speed, exhausted=exhausted)
+        return self.record(path, mode="replay", speed=speed, exhausted=exhausted)
+
+    def replay_notebook(self, path: str, speed: float | None = None,
+                        exhausted: str = "cycle") -> Any:
+        """Replay the replies stored in a saved, executed notebook's outputs (``%qwq replay
+        lesson.ipynb``), with their original timing; ``self.cassette.pause()`` / ``.resume()``
+        hold and release it, ``self.cassette.speed = 2`` speeds it up."""
+        from .cassette import from_notebook
+
+        return self._route(from_notebook(path, speed=speed, exhausted=exhausted))
 
     def stop_recording(self) -> None:
         """Back to live calls."""

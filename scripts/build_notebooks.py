@@ -380,6 +380,13 @@ NOTEBOOKS["chat_panel"] = {
 NOTEBOOKS["teaching_demo"] = {
     "provider": "deepinfra", "model": "Qwen/QwQ-32B", "env": "DEEPINFRA_TOKEN",
     "replies": [
+        Reply(match="joke", reasoning="A joke about floating point for beginners. The classic "
+              "is 0.1 + 0.2. Let me make it short.",
+              content="Why did the float break up with the integer?\n\nIt needed "
+                      "**0.30000000000000004** of space."),
+        Reply(match="joke", reasoning="Another one, different from the last: rounding, maybe "
+              "a bank.", content="A floating-point number walks into a bar and orders 0.3 "
+                                 "beers. The barman pours 0.30000000000000004."),
         Reply(match="0.1 + 0.2", reasoning="Students often see 0.1 + 0.2 == 0.3 being False. "
               "Why? Binary floating point cannot represent 0.1 exactly: it is a repeating "
               "fraction in base 2, like 1/3 in base 10. So 0.1 is stored as "
@@ -397,21 +404,51 @@ NOTEBOOKS["teaching_demo"] = {
     ],
     "cells": [
         md("# Teaching demo: a live lesson that cannot fail\n\nA classroom script: ask the "
-           "question the students ask, let them *watch the model think*, then continue the "
-           "conversation. Recorded, so it runs the same with no Wi-Fi and no key; record your "
-           "own lesson with `%qwq record lesson.jsonl` the night before, replay it in class "
-           "with `%qwq replay lesson.jsonl`." + live_note("DeepInfra", "DEEPINFRA_TOKEN",
-                                                          "Qwen/QwQ-32B")),
+           "question the students ask, let them *guess before they see the model's reasoning*, "
+           "reveal it on cue, and hand the conversation out. Recorded, so it runs the same with "
+           "no Wi-Fi and no key." + live_note("DeepInfra", "DEEPINFRA_TOKEN", "Qwen/QwQ-32B")
+           + "\n\n**Record the lesson once.** The night before, with a key, run the notebook with "
+           "`%qwq record lesson.jsonl` instead of the replay line below: every reply is appended "
+           "to the file as it ends (one line per reply; `--new` starts the file afresh). In "
+           "class, `%qwq replay lesson.jsonl` plays the replies back, with their original "
+           "pacing (`--speed 2` twice as fast, `--speed 0` at once)."),
         setup("teaching_demo", "deepinfra", "Qwen/QwQ-32B"),
-        md("**Step 1.** Show the surprise."),
+        md("**Step 1. Class mode.** From now on every output hides the model's reasoning behind "
+           "a closed *Reveal reasoning* fold: the class guesses first. (`--show-reasoning` shows "
+           "it for one cell; `%qwq class off` ends class mode.)"),
+        code("%qwq class on"),
+        md("**Step 2. Run it again, get another answer.** The same prompt asked twice was "
+           "recorded twice, so the replay gives the two answers in the order they came (after "
+           "the last one it starts again from the first; `%qwq replay PATH --raise` makes that "
+           "an error instead)."),
+        code("%%qwq --temperature 1.0\nTell me a joke about floating point."),
+        code("%%qwq --temperature 1.0\nTell me a joke about floating point."),
+        md("**Step 3.** Show the surprise."),
         code("0.1 + 0.2 == 0.3"),
-        md("**Step 2.** Ask the model, and let the class read its reasoning as it streams."),
+        md("**Step 4.** Ask the model. Each output has a *Reveal reasoning* fold that anyone "
+           "can open (it is plain HTML: it works in JupyterLab, Notebook 7, nbviewer and "
+           "untrusted notebooks alike)."),
         code("%%qwq --chat lesson --temperature 0.6 --top-p 0.95\nWhy is 0.1 + 0.2 == 0.3 "
              "False in Python? Explain for beginners."),
-        md("**Step 3.** The follow-up question remembers the conversation."),
+        md("**Step 5.** The follow-up question remembers the conversation."),
         code("%%qwq --chat lesson\nSo what should I use for money?"),
         code("from decimal import Decimal\nprint(Decimal(\"0.1\") + Decimal(\"0.2\") == "
              "Decimal(\"0.3\"))", check=True),
+        md("**Step 6. Reveal on cue.** One command opens every hidden block of the session, in "
+           "place (each output is redrawn through its display id)."),
+        code("%qwq reveal"),
+        md("**Step 7. Hand it out.** `%qwq export lesson --to md` writes the conversation as "
+           "Markdown (reasoning folded in `<details>`); `-o lesson.md` saves it to a file, "
+           "`--to json` keeps the reasoning and usage of each reply, `--to cells -o "
+           "handout.ipynb` writes one Markdown cell per turn. A chat panel has the same: "
+           "`panel.export(\"md\")`."),
+        code("%qwq export lesson --to md"),
+        md("**Next week: the notebook is its own recording.** Every `%%qwq` output keeps its "
+           "request key, reply and timings in its metadata, so a notebook run live once and "
+           "saved replays offline, with the same answers in the same order and the original "
+           "timing:\n\n```python\n%qwq replay teaching_demo.ipynb           # or "
+           "qm.session.replay_notebook(\"teaching_demo.ipynb\")\n%qwq replay --pause        "
+           "              # hold the replay while you talk; --resume goes on\n```"),
     ],
 }
 

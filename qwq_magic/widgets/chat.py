@@ -129,10 +129,13 @@ class ChatPanel(anywidget.AnyWidget):
     values = t.Dict().tag(sync=True)
     presets = t.Dict().tag(sync=True)
     notice = t.Unicode("").tag(sync=True)  # a one-line problem outside any message
+    #: text size (1 = the notebook's; default ``%config QwqMagics.font_scale``)
+    font_scale = t.Float(1.0, min=0.5, max=4.0).tag(sync=True)
 
     def __init__(self, session: Any = None, *, client: Any = None, provider: str | None = None,
                  model: str | None = None, base_url: str | None = None, api_key: Any = None,
-                 account_id: str | None = None, system: str | None = None) -> None:
+                 account_id: str | None = None, system: str | None = None,
+                 font_scale: float | None = None) -> None:
         if session is None:
             from ..state import session as default_session
 
@@ -141,6 +144,12 @@ class ChatPanel(anywidget.AnyWidget):
         binding = Binding(session, client, provider=provider, model=model, base_url=base_url,
                           api_key=api_key, account_id=account_id)
         super().__init__()
+        from .. import teaching
+        from ..display import font_scale as configured_scale
+
+        self.font_scale = configured_scale() if font_scale is None else font_scale
+        self._outputs: list[Any] = []  # display handles: their saved-notebook fallback is kept fresh
+        teaching.remember_panel(self)
         self.session = session
         #: what the panel talks to: ``client=``, the provider keywords' choice, or the session's
         self.binding = binding
@@ -161,6 +170,90 @@ class ChatPanel(anywidget.AnyWidget):
         session.observe(self._on_choice, names=list(CHOICE_TRAITS))
         session.params.observe(self._on_param, names=list(CONTROL_NAMES))
         self.on_msg(self._on_custom_msg)
+
+    # -- display: the live panel, and the conversation for where widgets do not run ----------
+    def _ipython_display_(self) -> None:
+        """Shown as two outputs: the widget view, then a ``text/html`` / ``text/plain`` copy of
+        the conversation (reasoning folded, answers rendered, inert), updated in place when a
+        turn ends. Where the panel runs, its stylesheet hides the copy (the copy hides exactly
+        where the widget draws, since the rule comes with the widget); GitHub, nbviewer and
+        ``nbconvert --to html`` show it. Reopened in Jupyter, the live panel is back."""
+        from IPython.display import display
+
+        mimebundle = getattr(self, "_repr_mimebundle_", None)
+        if not callable(mimebundle):  # ipywidgets 7 (Colab) displays itself
+            super()._ipython_display_()  # type: ignore[misc]
+        else:
+            data: Any = mimebundle()
+            if isinstance(data, tuple):  # (data, metadata) in some ipywidgets versions
+                data = data[0]
+            if not data:  # a closed widget: nothing to show
+                return
+            display({**data, "text/plain": "qwq_magic ChatPanel (the conversation is in the "
+                                           "next output)"}, raw=True)
+        handle = display(self._saved_bundle(), raw=True, display_id=True)
+        if handle is not None:
+            self._outputs.append(handle)
+
+    def _saved_bundle(self) -> dict[str, str]:
+        return {"text/html": self.fallback_html(), "text/plain": self.fallback_text()}
+
+    def _refresh_outputs(self) -> None:
+        if not self._outputs:
+            return
+        bundle = self._saved_bundle()
+        for handle in self._outputs:
+            with contextlib.suppress(Exception):  # a closed front end must not fail a turn
+                handle.update(bundle, raw=True)
+
+    def fallback_html(self) -> str:
+        """The conversation as static, inert HTML (model text escaped or rendered with raw
+        HTML off; reasoning in a closed ``<details>``)."""
+        from html import escape
+
+        scale = f"font-size: {self.font_scale:g}em; " if self.font_scale != 1 else ""
+        out = [f'<div class="qwq-panel-saved" style="{scale}max-width: 900px; padding: 8px; '
+               'border: 1px solid #ddd; border-radius: 6px">',
+               f'<div style="color: #666; font-size: 0.9em">💬 qwq_magic chat · '
+               f"{escape(self.provider_label or '')}</div>"]
+        for m in self.messages:
+            if m.get("role") == "user":
+                out.append('<div class="qwq-user" style="margin: 0.6em 0 0.2em; '
+                           'white-space: pre-wrap"><b>You:</b> '
+                           f"{escape(str(m.get('text', '')), quote=False)}</div>")
+                continue
+            if m.get("reasoning"):
+                out.append('<details class="qwq-reasoning"><summary style="color: #777">'
+                           f"{escape(str(m.get('summary') or 'Reasoning'))}</summary>"
+                           '<div style="white-space: pre-wrap; color: #777">'
+                           f"{escape(str(m['reasoning']), quote=False)}</div></details>")
+            out.append(f'<div class="qwq-answer">{m.get("html") or ""}</div>')
+            for k in ("notice", "footer"):
+                if m.get(k):
+                    out.append(f'<div style="color: #777; font-size: 0.8em">'
+                               f"{escape(str(m[k]))}</div>")
+        if not self.messages:
+            out.append('<div style="color: #777">(no messages yet)</div>')
+        out.append("</div>")
+        return "".join(out)
+
+    def fallback_text(self) -> str:
+        from ..display import printable
+
+        lines = [f"qwq_magic ChatPanel ({len(self._turns)} turns)"]
+        for text, c in self._turns:
+            lines += [f"You: {printable(text)}", f"Model: {printable(c.content)}"]
+        return "\n".join(lines)
+
+    def export(self, to: str = "md", path: str | None = None, *, title: str | None = None
+               ) -> Any:
+        """The conversation as Markdown (``"md"``, reasoning in ``<details>``), JSON (``"json"``:
+        messages with reasoning and usage) or notebook cells (``"cells"``: one Markdown cell per
+        turn; without ``path`` one ``%%markdown`` cell is also inserted below). With ``path``
+        it is written there. See :func:`qwq_magic.teaching.export`."""
+        from .. import teaching
+
+        return teaching.export(self, to, path, title=title)
 
     # -- state from the session --------------------------------------------------------------
     def _refresh_choice(self) -> None:
@@ -413,6 +506,7 @@ class ChatPanel(anywidget.AnyWidget):
             self._push(c, True, epoch)
             self._turns.append((text, c))
         self.streaming = False
+        self._refresh_outputs()
 
     def stop(self) -> None:
         """Stop the reply being generated; its partial text stays, marked "stopped"."""
@@ -432,6 +526,7 @@ class ChatPanel(anywidget.AnyWidget):
             self.messages = []
             self.live = {}
         self.notice = ""
+        self._refresh_outputs()
 
     def close(self) -> None:
         if "session" not in self.__dict__:  # __init__ never ran (bad arguments): nothing to undo

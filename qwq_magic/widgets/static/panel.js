@@ -334,6 +334,11 @@ function render({ model, el }) {
     label.textContent = model.get("provider_label") || "no provider configured";
   }
 
+  function renderScale() {
+    const scale = Number(model.get("font_scale")) || 1;
+    root.style.setProperty("--qwq-scale", String(scale));
+  }
+
   function renderNotice() {
     const text = model.get("notice") || "";
     notice.textContent = text;
@@ -369,10 +374,11 @@ function render({ model, el }) {
   const handlers = [
     ["messages", onMessages], ["live", onLive], ["streaming", onStreaming],
     ["provider_label", onLabel], ["controls", onControls], ["presets", onControls],
-    ["values", onValues], ["notice", onNotice],
+    ["values", onValues], ["notice", onNotice], ["font_scale", renderScale],
   ];
   for (const [name, fn] of handlers) model.on(`change:${name}`, fn);
 
+  renderScale();
   renderHeader();
   renderMessages();
   renderState();
