@@ -225,7 +225,7 @@ NOTEBOOKS["structured_output"] = {
            "of the failing field) and a reply cut off at `max_tokens` are three different, "
            "clear errors. The variable is never set to something wrong; the raw text stays "
            "on `_qwq` and on the exception. `--retries N` re-asks with the error."),
-        code("%%qwq --json '{\"type\": \"object\", \"properties\": "
+        code("%%qwq --retries 0 --json '{\"type\": \"object\", \"properties\": "
              "{\"sparrows\": {\"type\": \"integer\"}, \"crows\": {\"type\": \"integer\"}}}' "
              "-o birds\nCount the birds: three sparrows and two crows.", raises=True),
         code("print(_qwq.content)", check=True),
