@@ -351,12 +351,19 @@ class Client:
             pass
         return s.completion
 
-    async def acontinue_(self, completion: Completion, **params: Any) -> Completion:
-        """Async :meth:`continue_`."""
+    def astream_continue(self, completion: Completion, *, params: Any = None,
+                         **kw: Any) -> AsyncStream:
+        """Async :meth:`stream_continue` (``params=``: a parameter object, e.g. the session's)."""
         from . import continuation
 
-        s = AsyncStream(self, continuation.prepare(self, completion, normalize_names(params)))
+        merged = {**_as_params(params).as_dict(), **normalize_names(kw)}
+        s = AsyncStream(self, continuation.prepare(self, completion, merged))
         s.completion.seed(completion)
+        return s
+
+    async def acontinue_(self, completion: Completion, **params: Any) -> Completion:
+        """Async :meth:`continue_`."""
+        s = self.astream_continue(completion, **params)
         async for _ in s:
             pass
         return s.completion

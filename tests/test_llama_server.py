@@ -303,3 +303,24 @@ def test_qwq_continue_in_the_magic(llama):
             shell.run_line_magic("qwq", "continue")
     finally:
         session.reset()
+
+
+def test_panel_continue_resumes_the_cut_reply_in_place(llama, qwq_client):
+    """The panel's Continue button: the cut reply goes on in place, one turn, nothing repeated."""
+    import asyncio
+
+    pytest.importorskip("anywidget")
+    from qwq_magic.state import Session
+    from qwq_magic.widgets import ChatPanel
+
+    s = Session()
+    panel = ChatPanel(session=s, client=qwq_client)
+    s.params.update({"max_tokens": llama.model.reasoning_tokens + 4})
+    cut = asyncio.run(panel.send_async("What is 2+2?"))
+    assert cut.finish_reason == "length" and panel.messages[-1]["can_continue"]
+    s.params.update({"max_tokens": 50})
+    whole = asyncio.run(panel.continue_async())
+    assert whole.content == llama.model.answer and whole.finish_reason == "stop"
+    assert len(panel.messages) == 2 and not panel.messages[-1]["can_continue"]
+    assert panel.conversation[-1] == {"role": "assistant", "content": llama.model.answer}
+    assert panel.history == [whole]

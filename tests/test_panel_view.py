@@ -381,7 +381,8 @@ def test_controls_send_param_messages(page: Any) -> None:
     expect(rows).to_have_count(len(CONTROLS))
 
     temp = panel.locator(".qwq-control[data-name=temperature]")
-    expect(temp.locator(".qwq-readout")).to_have_text("default")
+    # the generic preset documents no default: "server default", not an invented number
+    expect(temp.locator(".qwq-readout")).to_have_text("server default")
     expect(temp.locator(".qwq-reset")).to_be_hidden()
     temp.locator("input").fill("1.3")
     expect(temp.locator(".qwq-readout")).to_have_text("1.30")
@@ -421,7 +422,7 @@ def test_values_from_the_kernel_move_the_controls(page: Any) -> None:
     temp.locator(".qwq-reset").click()
     assert sent(page)[-1] == {"type": "param", "name": "temperature", "value": None}
     put(page, "values", {"temperature": None})
-    expect(temp.locator(".qwq-readout")).to_have_text("default")
+    expect(temp.locator(".qwq-readout")).to_have_text("server default")
     expect(temp).to_have_class("qwq-control unset")
 
 
@@ -680,3 +681,25 @@ def test_the_users_toggle_survives_live_updates(page: Any) -> None:
     put(page, "live", live(3, reasoning="b", thinking=True, summary="Thinking…"))
     expect(details.first).to_have_attribute("open", "")
     expect(details.last).to_have_attribute("open", "")
+
+
+def test_arrow_keys_move_a_focused_slider_and_continue_is_offered_when_cut(page: Any) -> None:
+    panel = mount(page)
+    panel.locator(".qwq-sampling > summary").click()
+    temp = panel.locator(".qwq-control[data-name=temperature] input")
+    temp.focus()
+    before = float(temp.input_value())
+    page.keyboard.press("ArrowRight")
+    assert float(temp.input_value()) > before
+    cut = {"role": "assistant", "text": "", "html": "<p>The answer</p>", "reasoning": "r",
+           "thinking": False, "summary": "Thought for 1.0 s", "footer": "f", "status": "complete",
+           "notice": "✂ cut off", "notice_kind": "warn", "error": "", "truncated": False,
+           "can_continue": True}
+    put(page, "messages", [{"role": "user", "text": "q"}, cut])
+    button = panel.locator(".qwq-continue")
+    expect(button).to_be_visible()
+    button.click()
+    assert sent(page)[-1] == {"type": "continue"}
+    put(page, "messages", [{"role": "user", "text": "q"}, {**cut, "can_continue": False}])
+    expect(button).to_be_hidden()
+

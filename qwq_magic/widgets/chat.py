@@ -93,6 +93,9 @@ def assistant_message(c: Completion, final: bool, idle: float | None = None) -> 
         "notice_kind": kind,
         "error": _error_line(c.error) if status == "error" else "",
         "truncated": bool(final and c.reasoning_truncated),
+        # a reply cut off by max_tokens: the view offers Continue (same reply, resumed)
+        "can_continue": bool(final and c.finish_reason == "length"
+                             and (c.reasoning or c.content)),
     }
 
 
@@ -328,6 +331,8 @@ class ChatPanel(anywidget.AnyWidget):
             self.send(str(content.get("text", "")))
         elif kind == "stop":
             self.stop()
+        elif kind == "continue":
+            self.continue_last()
         elif kind == "new":
             self.new_chat()
         elif kind == "param":
@@ -404,21 +409,58 @@ class ChatPanel(anywidget.AnyWidget):
         """Generate one reply to ``text`` and return its Completion (stopped or broken too)."""
         history = self.conversation
         epoch = self._epoch
+        self._begin([*self.messages, user_message(text), placeholder_message()])
+        # the client is made inside the stream's guard: a missing provider is an error reply
+        return await self._generate(text, epoch, lambda: self.binding.client().astream(
+            text, history=history, system=self.system or self.session.system,
+            params=self.session.params))
+
+    def continue_last(self) -> asyncio.Task[Completion] | None:
+        """Resume the last reply where ``max_tokens`` cut it (the Continue button): the same
+        reply goes on in place; returns the task."""
+        if self.busy or not self._turns:
+            self.notice = "Nothing to continue." if not self._turns else \
+                "A reply is still streaming: stop it first."
+            return None
+        if (loop := self._foreign_loop()) is not None:
+            loop.call_soon_threadsafe(self.continue_last)
+            return None
+        loop = _running_loop() or self._loop or _current_loop()
+        self.streaming = True
+        task = self._task = loop.create_task(self.continue_async())
+        task.add_done_callback(self._task_done)
+        return task
+
+    async def continue_async(self) -> Completion:
+        """Resume the last reply (see :meth:`continue_last`) and return the whole reply."""
+        text, earlier = self._turns[-1]
+        epoch = self._epoch
+        self._begin([*self.messages[:-1], placeholder_message()])
+        self._turns.pop()
+        if self.history and self.history[-1] is earlier:
+            self.history.pop()
+        return await self._generate(text, epoch, lambda: self.binding.client().astream_continue(
+            earlier, params=self.session.params))
+
+    def _begin(self, messages: list[dict[str, Any]]) -> None:
+        """A reply starts: the conversation with the streaming reply's placeholder last."""
         self.notice = ""
         self._stop_requested = False
         with self.hold_sync():
-            self.messages = [*self.messages, user_message(text), placeholder_message()]
+            self.messages = messages
             self.live = {}
         self._live_index = len(self.messages) - 1
         self.streaming = True
+
+    async def _generate(self, text: str, epoch: int, start: Any) -> Completion:
+        """Stream the reply ``start()`` opens into the placeholder; the end state is the
+        stream's (stopped, broken or complete)."""
         c: Completion | None = None
         s: Any = None
         cancelled = False
         ticker: asyncio.Future[None] | None = None
         try:
-            s = self.binding.client().astream(text, history=history,
-                                              system=self.system or self.session.system,
-                                              params=self.session.params)
+            s = start()
             c = s.completion
             throttle = Throttle(FLUSH_HZ, thinking_hz=FLUSH_HZ * THINKING_SHARE,
                                 max_bytes_per_s=FLUSH_HZ * LIVE_BYTES_PER_HZ,

@@ -85,7 +85,11 @@ class MessageView {
       this.answer = h("div", "qwq-answer");
       this.status = h("div", "qwq-status");
       this.footer = h("div", "qwq-footer");
-      this.el.append(this.details, this.answer, this.status, this.footer);
+      // shown under a reply cut off by max_tokens: resumes the same reply (Python words it)
+      this.cont = h("button", "qwq-continue", "Continue");
+      this.cont.type = "button";
+      this.cont.hidden = true;
+      this.el.append(this.details, this.answer, this.status, this.footer, this.cont);
     }
     this.update(msg);
   }
@@ -128,6 +132,8 @@ class MessageView {
     this.status.classList.toggle("error", msg.notice_kind === "error");
     this.footer.textContent = msg.footer || "";
     this.footer.hidden = !msg.footer;
+    this.cont.hidden = !msg.can_continue;
+    if (msg.continue_label) this.cont.textContent = msg.continue_label;
   }
 }
 
@@ -191,6 +197,8 @@ function renderControls(model, box, views) {
     } else {
       input = h("input");
       input.type = "range";
+      // arrow keys move the focused slider (JupyterLab would take them for its own commands)
+      input.addEventListener("keydown", (ev) => ev.stopPropagation());
       input.min = c.min;
       input.max = c.max;
       input.step = c.step;
@@ -221,10 +229,13 @@ function showValues(model, views) {
       input.value = unset ? "" : String(v);
       if (input.type === "number") input.placeholder = String(c.default ?? c.initial);
     } else input.value = shown;
-    const dflt = c.default === null || c.default === undefined ? "" : ` ${fmtValue(c, c.default)}`;
-    if (c.kind === "bool") readout.textContent = unset ? `default${dflt}` : "";
-    else if (c.kind === "text" || input.type === "number") readout.textContent = unset ? "default" : "";
-    else readout.textContent = unset ? `default${dflt}` : fmtValue(c, v);
+    // an unset parameter the provider documents no default for says "server default": the
+    // slider's resting place is not a value anyone sends
+    const documented = !(c.default === null || c.default === undefined);
+    const unsetText = documented ? `default ${fmtValue(c, c.default)}` : "server default";
+    if (c.kind === "bool") readout.textContent = unset ? unsetText : "";
+    else if (c.kind === "text" || input.type === "number") readout.textContent = unset ? unsetText : "";
+    else readout.textContent = unset ? unsetText : fmtValue(c, v);
   }
 }
 
@@ -362,6 +373,12 @@ function render({ model, el }) {
   input.addEventListener("keydown", onKey);
   sendBtn.addEventListener("click", send);
   stopBtn.addEventListener("click", () => model.send({ type: "stop" }));
+  const onContinue = (ev) => {
+    if (ev.target.closest && ev.target.closest(".qwq-continue") && !model.get("streaming")) {
+      model.send({ type: "continue" });
+    }
+  };
+  list.addEventListener("click", onContinue);
   newBtn.addEventListener("click", () => model.send({ type: "new" }));
 
   const onMessages = () => renderMessages();
