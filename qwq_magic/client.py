@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from . import __version__, runlog
+from . import __version__, _slots, runlog
 from ._call import Call, CallRules
 from ._retry import RetryPolicy
 from ._sse import MAX_ERROR_BODY_BYTES, MAX_LINE_BYTES
@@ -292,6 +292,8 @@ class Client:
         )
         req.json_schema = schema
         req.json_mode = mode
+        if server is not None and server.one_at_a_time:
+            req.queue_key = self.base_url
         req.schema_source = json_schema
         return req
 
@@ -503,6 +505,11 @@ class Stream:
             runlog.after_reply(c, self._call.req, self._client)
 
     def _live(self) -> Iterator[Event]:
+        # a server that answers one request at a time: wait for it (see _slots)
+        with _slots.hold(self._call.req.queue_key):
+            yield from self._exchange()
+
+    def _exchange(self) -> Iterator[Event]:
         """The HTTP exchange, with retries before the first token."""
         call, client = self._call, self._client
         runlog.before_send(call.req, client)
@@ -594,6 +601,11 @@ class AsyncStream:
             runlog.after_reply(c, self._call.req, self._client)
 
     async def _live(self) -> AsyncIterator[Event]:
+        async with _slots.ahold(self._call.req.queue_key):
+            async for ev in self._exchange():
+                yield ev
+
+    async def _exchange(self) -> AsyncIterator[Event]:
         call, client = self._call, self._client
         runlog.before_send(call.req, client)
         client._check_key()

@@ -82,4 +82,5 @@ def prepare(client: Client, c: Completion, params: dict[str, Any]) -> PreparedRe
     return PreparedRequest(
         provider=preset.name, model=model, url=url, body=body, stream=True,
         messages=c.messages, params={k: v for k, v in merged.items() if v is not None},
-        think=think, info=info, preset=preset)
+        think=think, info=info, preset=preset,
+        queue_key=client.base_url if server is not None and server.one_at_a_time else None)

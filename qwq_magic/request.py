@@ -63,6 +63,8 @@ class PreparedRequest:
     schema_source: Any = None  # what the user passed as the schema (dict, class, string…)
     headers: dict[str, str] = field(default_factory=dict)
     preset: Preset | None = field(default=None, repr=False, compare=False)
+    #: set for servers that answer one request at a time: concurrent calls queue on this key
+    queue_key: str | None = field(default=None, repr=False, compare=False)
 
     def describe(self, api_key: str | None = None) -> str:
         """The exact HTTP request, key masked."""

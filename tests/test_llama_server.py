@@ -324,3 +324,18 @@ def test_panel_continue_resumes_the_cut_reply_in_place(llama, qwq_client):
     assert len(panel.messages) == 2 and not panel.messages[-1]["can_continue"]
     assert panel.conversation[-1] == {"role": "assistant", "content": llama.model.answer}
     assert panel.history == [whole]
+
+
+def test_concurrent_calls_queue_on_a_one_at_a_time_server(llama, qwq_client, caplog):
+    """llama-cpp-python answers one request at a time: concurrent calls wait their turn (no
+    dropped connection, no retry) and all land whole."""
+    import asyncio
+    import logging
+
+    async def three() -> list[qm.Completion]:
+        return await asyncio.gather(*(qwq_client.acomplete("What is 2+2?") for _ in range(3)))
+
+    with caplog.at_level(logging.INFO, logger="qwq_magic"):
+        done = asyncio.run(three())
+    assert [c.content for c in done] == [llama.model.answer] * 3
+    assert not [r for r in caplog.records if "retry" in r.getMessage()]
