@@ -312,9 +312,10 @@ def test_stop_mid_stream_keeps_the_partial_reply(nb: Notebook, srv: ProviderServ
     expect(msg.locator(".qwq-summary")).not_to_contain_text("Thinking…")
     page.screenshot(path=artifact("03-panel-stopped.png"))
 
-    # the kernel agrees, and the stopped turn has no answer, so it is not sent as history
+    # the kernel agrees; the stopped turn stays in the history the model gets, saying no
+    # answer came (#12: a stopped turn must not vanish from the conversation)
     out = nb.run_text("print(p.last.status, len(p.last.reasoning) > 0, p.conversation)")
-    assert "stopped True []" in out, out
+    assert "stopped True [{'role': 'user'" in out and "stopped before it answered" in out, out
     # the panel still works after a stop
     srv.script(Reply(reasoning="Short.", content="Back again.", pace=0.005))
     ask(panel, "still there?")

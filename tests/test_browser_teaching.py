@@ -162,11 +162,22 @@ def test_thinking_is_readable_at_projector_resolution(browser: Any, lab: Jupyter
         expect(live.locator("summary")).to_contain_text("Thinking", timeout=15_000)
         expect(live.locator(".qwq-reasoning-text")).to_contain_text("step by step")
         page.screenshot(path=artifact("teach-projector-thinking.png"))
-        sizes = live.evaluate("""(d) => ({
-            summary: parseFloat(getComputedStyle(d.querySelector('summary')).fontSize),
-            text: parseFloat(getComputedStyle(d.querySelector('.qwq-reasoning-text')).fontSize),
-            base: parseFloat(getComputedStyle(document.querySelector('.jp-RenderedHTMLCommon')
-                                              || document.body).fontSize)})""")
+        # the live output is redrawn ~10 times a second: measure inside one frame, in-page,
+        # and again if the element was replaced mid-measurement (a detached node reads "")
+        measure = """(c) => { const d = c.querySelector('details.qwq-reasoning[open]');
+            if (!d) return null;
+            return {summary: parseFloat(getComputedStyle(d.querySelector('summary')).fontSize),
+                    text: parseFloat(getComputedStyle(
+                        d.querySelector('.qwq-reasoning-text')).fontSize),
+                    base: parseFloat(getComputedStyle(
+                        document.querySelector('.jp-RenderedHTMLCommon')
+                        || document.body).fontSize)}; }"""
+        sizes: Any = None
+        for _ in range(50):
+            sizes = cell.evaluate(measure)
+            if sizes and sizes["summary"] == sizes["summary"] and sizes["text"] == sizes["text"]:
+                break  # (NaN != NaN)
+            page.wait_for_timeout(50)
         # JupyterLab's 14 px content text × 1.4 × 0.9 (the fold's own size): ≥ 17 px on a
         # 1280×720 projector, where the default (12.6 px) is hard to read from the back
         assert sizes["summary"] >= 17 and sizes["text"] >= 17, sizes
