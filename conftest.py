@@ -21,3 +21,15 @@ os.environ["QWQ_REPLAY_SPEED"] = "0"
 _log_dir = tempfile.mkdtemp(prefix="qwq-log-")
 atexit.register(shutil.rmtree, _log_dir, True)  # after the log's writer (atexit runs LIFO)
 os.environ["QWQ_LOG_PATH"] = os.path.join(_log_dir, "log.db")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
+    """Print the figures the hardening suites reported (tests/_figures.py), -s or not."""
+    import sys
+
+    mod = sys.modules.get("_figures")
+    lines = list(getattr(mod, "LINES", []))
+    if lines:
+        terminalreporter.section("qwq_magic figures")
+        for line in lines:
+            terminalreporter.write_line(line)

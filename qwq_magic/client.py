@@ -128,6 +128,12 @@ class Client:
         self.timeout = _timeout(timeout)
         self.max_retries = _count("max_retries", max_retries)
         self.max_retry_wait = _seconds("max_retry_wait", max_retry_wait)
+        if think not in (None, "open", "auto", "off"):
+            raise ConfigurationError(f"think= is 'open', 'auto' or 'off' (None: the model's "
+                                     f"habit); got {think!r:.40}.")
+        if headers is not None and not isinstance(headers, Mapping):
+            raise ConfigurationError(f"headers= must be a dict of header names to values, not "
+                                     f"{type(headers).__name__}.")
         self.think = think
         # kept by reference: a live object (qm.session.params) is read at every call
         self.params: Any = params if params is not None else SamplingParams()
