@@ -121,6 +121,8 @@ class Cassette:
         self._entries: dict[str, dict[str, Any]] = {}
         self._fresh: set[str] = set()  # keys recorded by this object: a repeat adds a take
         self._played: dict[str, int] = {}  # replays per key: repeats get the takes in turn
+        if mode != "replay":  # a recording that cannot be saved fails now, not after a reply
+            _check_writable(self.path)
         if self.path.exists():
             self._load()
         elif mode == "replay":
@@ -273,3 +275,22 @@ class Cassette:
             }
             self._fresh.add(key)
         self._save()
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse a recording path that cannot be written, before anything streams."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    above = next((p for p in path.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise QwqError(f"Cannot record to {str(path)!r}: {str(above)!r} is a file, not a "
+                       "folder. Choose another path (nothing was sent).")
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(f"{path} is a directory")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("a", encoding="utf-8"):
+            pass
+        tmp.unlink()
+    except OSError as e:
+        raise QwqError(f"Cannot record to {str(path)!r}: {e.strerror or e}. Choose a path "
+                       "in a folder you can write to (nothing was sent).") from None
