@@ -627,6 +627,8 @@ class _Call:
                 "server running and the base_url right?", completion=self.completion)
         else:
             if not self.started and attempt < c.max_retries:
+                # the retry reads a new body: no partial line of this one may carry over
+                self.sse = SSEDecoder()
                 delay = _retry.backoff(attempt)
                 logger.info("%s: connection failed (%s); retry %d of %d in %.1f s", c.provider,
                             type(exc).__name__, attempt + 1, c.max_retries, delay)
