@@ -235,6 +235,11 @@ class QwqMagics(Magics):
                 return self._run(words, cell)
         except QwqError as e:
             raise self._short(e) from None
+        except KeyboardInterrupt as e:
+            if type(e) is not KeyboardInterrupt:  # ours (QwqInterrupted…): already one line
+                raise
+            # Ctrl-C before a reply started (parsing, interpolation, connecting): one line
+            raise QwqInterrupted("⏹ Interrupted before the reply started.") from None
 
     @staticmethod
     def _short(e: QwqError) -> QwqError:
