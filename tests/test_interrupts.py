@@ -101,9 +101,12 @@ def test_random_interrupts_keep_every_character_and_the_kernel_usable(provider_s
             srv.script(Reply(reasoning=reasoning, content=content, match=tag, pace=0.002,
                              reasoning_mode="inline" if i % 2 else "field"))
             flags = rng.choice(["", "--chat talk", "--hide-reasoning", "--raw", "-o kept"])
+            srv.latency = 3.0 if i % 6 == 0 else 0.0
             msg_id = kc.execute(f"%%qwq --max-tokens 8000 {flags}\n{tag} think at length")
             early = _until_executing(kc, msg_id)  # a SIGINT before that would hit nothing
-            time.sleep(rng.choice([0.0, 0.01]) if i % 6 == 0 else rng.uniform(0.1, 1.5))
+            # every 6th round: while the request waits for a slow server (before the reply
+            # starts); the others at a random point of the stream
+            time.sleep(0.3 if i % 6 == 0 else rng.uniform(0.1, 1.5))
             km.interrupt_kernel()
             counts["interrupts"] += 1
             reply, late = _wait(kc, msg_id)
@@ -126,7 +129,7 @@ def test_random_interrupts_keep_every_character_and_the_kernel_usable(provider_s
             assert "partial reply is in _qwq" in c["traceback"][0]
             got = _norm(got_r + got_c)
             assert _norm(reasoning + content).startswith(got), f"round {i}: characters lost"
-            counts["mid-stream"] += 1
+            counts["mid-stream" if got else "before start"] += 1
             counts["chars kept"] += len(got)
             if i % 5 == 4:  # the kernel still streams a whole reply
                 srv.script(Reply(reasoning="Short.", content=f"whole-{i}", match=f"after-{i}"))
@@ -142,4 +145,4 @@ def test_random_interrupts_keep_every_character_and_the_kernel_usable(provider_s
            f"reply started {counts['before start']}); partial characters kept: "
            f"{counts['chars kept']:,}, lost: 0; whole replies after: "
            f"{counts['whole replies after']}")
-    assert counts["mid-stream"] >= ROUNDS // 2
+    assert counts["mid-stream"] >= ROUNDS // 2 and counts["before start"] >= ROUNDS // 6
