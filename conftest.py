@@ -21,3 +21,30 @@ os.environ["QWQ_REPLAY_SPEED"] = "0"
 _log_dir = tempfile.mkdtemp(prefix="qwq-log-")
 atexit.register(shutil.rmtree, _log_dir, True)  # after the log's writer (atexit runs LIFO)
 os.environ["QWQ_LOG_PATH"] = os.path.join(_log_dir, "log.db")
+
+
+#: the long suites whose time CI prints (setup, call and teardown of every test they mark)
+SUITES = ("soak", "interrupts", "browser", "kernel", "llama")
+_suite_seconds: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):  # type: ignore[no-untyped-def]
+    for name in SUITES:
+        if name in report.keywords:
+            _suite_seconds[name] = _suite_seconds.get(name, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
+    """Print the figures the hardening suites reported (tests/_figures.py), -s or not, and
+    the time each long suite took."""
+    import sys
+
+    mod = sys.modules.get("_figures")
+    lines = list(getattr(mod, "LINES", []))
+    if _suite_seconds:
+        lines.append("suite times: " + ", ".join(
+            f"{k} {v:.0f} s" for k, v in sorted(_suite_seconds.items())))
+    if lines:
+        terminalreporter.section("qwq_magic figures")
+        for line in lines:
+            terminalreporter.write_line(line)

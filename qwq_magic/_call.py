@@ -52,7 +52,7 @@ class CallRules:
     """What one call needs to know besides its request: no client, no connection."""
 
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    #: the Authorization header(s), held as httpx.Headers (masked in any repr)
+    #: the Authorization header(s) (left out of the repr; sent as httpx.Headers, which masks)
     auth: Mapping[str, str] = field(default_factory=dict, repr=False)
     timeout: httpx.Timeout = field(default_factory=lambda: httpx.Timeout(120.0, connect=10.0))
     key_set: bool = False
@@ -333,6 +333,8 @@ class Call:
                 "server running and the base_url right?", completion=self.completion)
         else:
             if not self.started and attempt < retry.max_retries:
+                # the retry reads a new body: no partial line of this one may carry over
+                self.sse = SSEDecoder()
                 delay = _retry.backoff(attempt)
                 logger.info("%s: connection failed (%s); retry %d of %d in %.1f s", prov,
                             type(exc).__name__, attempt + 1, retry.max_retries, delay)

@@ -216,6 +216,8 @@ class Cassette:
         for take in takes or ():
             self._add(take)
         if self.path is not None and not self.path_is_notebook:
+            if mode != "replay":  # a recording that cannot be saved fails now, not after a reply
+                _check_writable(self.path)
             if new and self.path.exists():
                 if mode != "record":
                     raise QwqError("new=True starts a fresh recording: use it with mode='record'.")
@@ -566,3 +568,22 @@ def from_notebook(path: str | os.PathLike[str], speed: float | None = None,
         raise QwqError(f"{path} holds no recorded replies: run its %%qwq cells live once, save "
                        "it, then replay it (each %%qwq output keeps its reply in its metadata).")
     return cas
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse a recording path that cannot be written, before anything streams."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    above = next((p for p in path.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise QwqError(f"Cannot record to {str(path)!r}: {str(above)!r} is a file, not a "
+                       "folder. Choose another path (nothing was sent).")
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(f"{path} is a directory")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("a", encoding="utf-8"):
+            pass
+        tmp.unlink()
+    except OSError as e:
+        raise QwqError(f"Cannot record to {str(path)!r}: {e.strerror or e}. Choose a path "
+                       "in a folder you can write to (nothing was sent).") from None

@@ -120,6 +120,12 @@ class Client:
         self.timeout = _timeout(timeout)
         self.max_retries = _count("max_retries", max_retries)
         self.max_retry_wait = _seconds("max_retry_wait", max_retry_wait)
+        if think not in (None, "open", "auto", "off"):
+            raise ConfigurationError(f"think= is 'open', 'auto' or 'off' (None: the model's "
+                                     f"habit); got {think!r:.40}.")
+        if headers is not None and not isinstance(headers, Mapping):
+            raise ConfigurationError(f"headers= must be a dict of header names to values, not "
+                                     f"{type(headers).__name__}.")
         self.think = think
         # kept by reference: a live object (qm.session.params) is read at every call
         self.params: Any = params if params is not None else SamplingParams()
@@ -310,7 +316,7 @@ class Client:
     def _rules(self) -> CallRules:
         """What the call core needs from this client (it never sees the client itself)."""
         return CallRules(retry=RetryPolicy(self.max_retries, self.max_retry_wait),
-                         auth=httpx.Headers(self._auth_headers()), timeout=self.timeout,
+                         auth=self._auth_headers(), timeout=self.timeout,
                          key_set=self.has_key, base_url=self.base_url)
 
     def _json_key(self, model: str) -> str:

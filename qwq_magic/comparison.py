@@ -914,7 +914,7 @@ def compare_cell(magics: Any, args: Any, prompt: str) -> None:
     client = magics._client(args)
     mode = getattr(magics, "display", "auto")
     try:
-        cmp = plan(prompt, runs=args.runs or 1, json_schema=schema, json_mode=args.json_mode,
+        cmp = plan(prompt, runs=1 if args.runs is None else args.runs, json_schema=schema, json_mode=args.json_mode,
                    retries=args.retries, client=client, **sweeps, **fixed)
     except TypeError as e:
         raise UsageError(f"%%qwq --compare: {e}") from None

@@ -258,6 +258,11 @@ class QwqMagics(Magics):
                 return self._run(words, cell)
         except QwqError as e:
             raise self._short(e) from None
+        except KeyboardInterrupt as e:
+            if type(e) is not KeyboardInterrupt:  # ours (QwqInterrupted…): already one line
+                raise
+            # Ctrl-C before a reply started (parsing, interpolation, connecting): one line
+            raise QwqInterrupted("⏹ Interrupted before the reply started.") from None
 
     @staticmethod
     def _short(e: QwqError) -> QwqError:
@@ -302,7 +307,7 @@ class QwqMagics(Magics):
             prompt = fill(prompt, ns)
         if args.out is not None and not args.out.isidentifier():
             raise UsageError(f"%%qwq: -o needs a Python variable name, not {args.out!r}.")
-        if args.compare or args.runs:
+        if args.compare or args.runs is not None:
             from .comparison import compare_cell
 
             return compare_cell(self, args, prompt)
@@ -447,7 +452,7 @@ class QwqMagics(Magics):
         kw: dict[str, Any] = {}
         if a.account_id:
             kw["account_id"] = a.account_id
-        if a.timeout:
+        if a.timeout is not None:  # 0, -1, nan: refused by the client, naming timeout
             kw["timeout"] = a.timeout
         if a.key_env:
             from .resolve import key_from_env

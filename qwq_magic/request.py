@@ -23,26 +23,49 @@ def build_messages(
 ) -> list[Message]:
     """``[system] + history + prompt`` as a message list; ``prompt`` may already be a list."""
     msgs: list[Message] = []
+    if system is not None and not isinstance(system, str):
+        raise ConfigurationError(f"system= takes the system prompt as a string, not "
+                                 f"{type(system).__name__}.")
     if system:
         msgs.append({"role": "system", "content": system})
     if history:
-        msgs.extend(dict(m) for m in history)
+        msgs.extend(_messages(history, "history="))
     if prompt is None:
         pass
     elif isinstance(prompt, str):
+        if not prompt.strip():
+            raise ConfigurationError("The prompt is empty: give a question or a list of messages.")
         msgs.append({"role": "user", "content": prompt})
     else:
-        for m in prompt:
-            if not isinstance(m, Mapping) or "role" not in m:
-                raise ConfigurationError(
-                    f"Each message must be a dict with 'role' and 'content'; got {m!r:.80}."
-                )
-            msgs.append(dict(m))
+        msgs.extend(_messages(prompt, "the prompt"))
         if system and len(msgs) > 1 and msgs[1].get("role") == "system":
             raise ConfigurationError("Both system= and a system message were given; use one.")
     if not any(m.get("role") != "system" for m in msgs):
         raise ConfigurationError("The prompt is empty: give a question or a list of messages.")
     return msgs
+
+
+ROLES = ("system", "user", "assistant", "tool", "developer", "function")
+
+
+def _messages(items: Any, what: str) -> list[Message]:
+    """A list of chat messages, each a dict with a known ``role`` (else a clear error)."""
+    if isinstance(items, str | bytes | Mapping) or not isinstance(items, Sequence):
+        kind = "a list of messages" if what == "history=" else (
+            "a question (str) or a list of messages")
+        raise ConfigurationError(
+            f"{what[0].upper()}{what[1:]} must be {kind} like "
+            f"{{'role': 'user', 'content': '…'}}, not {type(items).__name__}.")
+    out = []
+    for m in items:
+        if not isinstance(m, Mapping) or "role" not in m:
+            raise ConfigurationError(
+                f"Each message must be a dict with 'role' and 'content'; got {m!r:.80}.")
+        if m["role"] not in ROLES:
+            raise ConfigurationError(
+                f"A message's role must be one of {', '.join(ROLES)}; got {m['role']!r:.40}.")
+        out.append(dict(m))
+    return out
 
 
 @dataclass
@@ -98,6 +121,16 @@ def prepare(
     build the body."""
     from .providers import servers
 
+    if not isinstance(model, str) or not model.strip():
+        raise ConfigurationError(f"model must be a model name (a non-empty string); got "
+                                 f"{model!r:.60}.")
+    if tools is not None and (not isinstance(tools, list)
+                              or not all(isinstance(t, dict) for t in tools)):
+        raise ConfigurationError("tools= must be a list of tool dicts "
+                                 "({'type': 'function', 'function': {...}}).")
+    if extra_body is not None and not isinstance(extra_body, dict):
+        raise ConfigurationError(f"extra_body= must be a dict of extra request fields, not "
+                                 f"{type(extra_body).__name__}.")
     info = preset.model_info(model)
     where = f"{preset.name} ({model})"
     table = servers.spec_table(server, info.params) if server is not None else info.params

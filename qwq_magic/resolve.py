@@ -117,6 +117,13 @@ def resolve(
     """
     from .providers import PRESETS, get_preset
 
+    for arg, v in (("provider", provider), ("model", model), ("base_url", base_url),
+                   ("account_id", account_id)):
+        if v is not None and not isinstance(v, str):
+            raise ConfigurationError(f"{arg}= takes a string, not {type(v).__name__} {v!r:.40}.")
+    if api_key is not None and not isinstance(api_key, str | Secret):
+        raise ConfigurationError(f"api_key= takes the key as a string, not "
+                                 f"{type(api_key).__name__}.")
     env = os.environ if env is None else env
     s_provider, s_model, s_url, s_kw = _session_choice(session)
     if probe is None:

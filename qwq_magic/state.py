@@ -11,6 +11,7 @@ from typing import Any
 
 import traitlets as t
 
+from .errors import ParameterError
 from .params import KINDS, PARAM_NAMES, REGISTRY, SamplingParams, normalize_names
 from .resolve import LOCAL_PORTS, Choice, resolve
 
@@ -23,6 +24,10 @@ def _trait(kind: type) -> t.TraitType[Any, Any]:
     if kind is bool:
         return t.Bool(None, allow_none=True)
     return t.List(t.Unicode(), default_value=None, allow_none=True)
+
+
+_KIND_WORDS = {float: "a number", int: "a whole number", bool: "true or false",
+               list: "a list of strings", str: "a string"}
 
 
 class _ParamTraits(t.HasTraits):
@@ -45,7 +50,13 @@ class _ParamTraits(t.HasTraits):
             for k, v in values.items():
                 if isinstance(v, int) and not isinstance(v, bool) and KINDS[k] is float:
                     v = float(v)
-                setattr(self, k, v)
+                try:
+                    setattr(self, k, v)
+                except t.TraitError:  # a value of the wrong type, said in one line
+                    raise ParameterError(
+                        f"{k}={v!r:.60} is not valid: {k} takes "
+                        f"{_KIND_WORDS.get(KINDS[k], KINDS[k].__name__)} (none unsets it).",
+                        param=k, value=v) from None
                 if v is None:
                     self.sources.pop(k, None)
                 else:

@@ -93,6 +93,7 @@ def _check(schema: Any, where: str) -> dict[str, Any]:
     if not isinstance(schema, dict):
         raise ConfigurationError(f"The schema from {where} must be a JSON object, "
                                  f"not {type(schema).__name__}.")
+    _check_shape(schema, where)
     from jsonschema.exceptions import SchemaError
     from jsonschema.validators import validator_for
 
@@ -102,6 +103,72 @@ def _check(schema: Any, where: str) -> dict[str, Any]:
         loc = _path(e.absolute_path)
         raise ConfigurationError(f"Invalid JSON Schema from {where} at {loc}: {e.message}") from None
     return schema
+
+
+#: the deepest nesting a schema may have (a deeper one is refused before anything is sent)
+MAX_SCHEMA_DEPTH = 64
+
+
+def _check_shape(schema: dict[str, Any], where: str) -> None:
+    """Refuse, before anything is sent, a schema nested deeper than :data:`MAX_SCHEMA_DEPTH`
+    or with a ``$ref`` that does not point inside it (no remote references are fetched)."""
+    stack: list[tuple[Any, int, str]] = [(schema, 0, "$")]
+    refs: list[tuple[str, str]] = []
+    while stack:
+        node, depth, loc = stack.pop()
+        if depth > MAX_SCHEMA_DEPTH:
+            raise ConfigurationError(
+                f"The schema from {where} is nested more than {MAX_SCHEMA_DEPTH} levels deep "
+                f"(at {loc[:80]}…): flatten it, or use $defs and $ref for repeated parts.")
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                refs.append((ref, loc))
+            stack.extend((v, depth + 1, f"{loc}.{k}") for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1, f"{loc}[{i}]") for i, v in enumerate(node))
+    for ref, loc in refs:
+        if not ref.startswith("#"):
+            raise ConfigurationError(
+                f"The schema from {where} has $ref {ref!r:.80} at {loc}: only references "
+                "inside the schema (#/$defs/…) are allowed; nothing is fetched.")
+        node = schema
+        for part in [p for p in ref[1:].split("/") if p]:
+            part = part.replace("~1", "/").replace("~0", "~")
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                raise ConfigurationError(
+                    f"The schema from {where} has $ref {ref!r:.80} at {loc}, which points to "
+                    "nothing in the schema: add the definition under $defs, or fix the name.")
+
+
+def _pydantic_schema(model: Any) -> dict[str, Any]:
+    """``model.model_json_schema()``, or a clear error naming the field pydantic cannot
+    describe (an arbitrary type such as a class of your own)."""
+    try:
+        return dict(model.model_json_schema())
+    except Exception as e:
+        fields = getattr(model, "model_fields", {}) or {}
+        bad = [n for n, f in fields.items() if "IsInstance" in repr(getattr(f, "annotation", ""))
+               or _not_describable(f)]
+        which = f" (field {', '.join(map(repr, bad))})" if bad else ""
+        raise ConfigurationError(
+            f"pydantic cannot turn {model.__name__} into a JSON Schema{which}: "
+            f"{str(e).splitlines()[0]}. Use JSON-compatible field types (str, int, float, bool, "
+            "lists, dicts, nested models).") from None
+
+
+def _not_describable(field: Any) -> bool:
+    import pydantic
+
+    try:
+        pydantic.TypeAdapter(field.annotation).json_schema()
+    except Exception:
+        return True
+    return False
 
 
 def _wire_name(name: str) -> str:
@@ -121,7 +188,7 @@ def resolve(spec: Any, *, multi: bool = False) -> Schema:
         schema, model, name = spec.json, None, spec.name
     elif hasattr(spec, "model_json_schema"):
         model = spec if isinstance(spec, type) else type(spec)
-        schema = _check(spec.model_json_schema(), f"{model.__name__}.model_json_schema()")
+        schema = _check(_pydantic_schema(model), f"{model.__name__}.model_json_schema()")
         name = model.__name__
     elif isinstance(spec, dict):
         schema, name = _check(spec, "the dict"), str(spec.get("title") or "response")

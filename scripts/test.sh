@@ -13,4 +13,10 @@ args=(tests)
 if ls notebooks/*.ipynb >/dev/null 2>&1; then
   args+=(notebooks --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg)
 fi
+# the suites' figures (keys planted, streams soaked, bad inputs…) are printed at the end and
+# kept in test-artifacts/figures.txt; the long suites (soak, interrupts, browser, kernel) run
+# once, here, and their times are printed with the figures
+mkdir -p test-artifacts
+export QWQMAGIC_FIGURES_FILE="$PWD/test-artifacts/figures.txt"
+: > "$QWQMAGIC_FIGURES_FILE"
 exec .venv/bin/python -m pytest "${args[@]}" "$@"

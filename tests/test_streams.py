@@ -261,6 +261,19 @@ def test_held_characters_survive_a_stop(provider_server, model):
 
 
 # -- break anywhere: every character received is in the partial Completion -----------------------
+FUZZ = {"network": 0, "in-process": 0, "chars": 0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fuzz_figures():
+    yield
+    if FUZZ["network"] or FUZZ["in-process"]:
+        from _figures import figure
+
+        figure(f"fuzz: {FUZZ['network'] + FUZZ['in-process']} break-anywhere cases "
+               f"({FUZZ['network']} over the network), characters compared: {FUZZ['chars']:,}")
+
+
 pieces = st.lists(st.sampled_from(["a", " ", "<", "</think>", "<think>", "</thi", "\n", "é",
                                    "😀", "\u2028", "<b>", "\u0085"]), min_size=1, max_size=12)
 
@@ -297,6 +310,8 @@ def test_break_anywhere_keeps_every_character(provider_server, deltas, cut, mode
         assert (comp.reasoning, comp.content) == apply_events(out)
     else:
         assert (comp.reasoning, comp.content) == split_text("".join(received), mode)
+    FUZZ["network"] += 1
+    FUZZ["chars"] += len(comp.reasoning) + len(comp.content)
 
 
 # -- the Completion holds its text once -----------------------------------------------------------
@@ -404,3 +419,5 @@ def test_cut_anywhere_then_flush_keeps_every_character(deltas: list[str], data: 
     received = "".join(deltas[:min(n_done, len(deltas))])
     c = call.completion
     assert (c.reasoning, c.content) == split_text(received, "open" if model == "qwq" else "auto")
+    FUZZ["in-process"] += 1
+    FUZZ["chars"] += len(c.reasoning) + len(c.content)

@@ -320,7 +320,8 @@ HOSTILE = '<script>alert("pwn")</script> <img src=x onerror=alert(1)>'
 
 
 def test_export_round_trip_md_json_cells(ip, srv, tmp_path):
-    teaching._chats.clear()  # earlier tests' conversations: "the only one" must be this one
+    teaching._chats.clear()  # earlier tests' conversations and panels: "the only one" is this
+    teaching._last_panel = None
     srv.script(Reply(reasoning="Think " + HOSTILE, content="**Bold** answer " + HOSTILE),
                Reply(reasoning="Second thought", content="Second answer"))
     run(ip, "--chat tutor", "First question?")

@@ -45,6 +45,9 @@ class Reply:
 
     ``chunk_size`` tokens per chunk, ``pace`` seconds between chunks (None: the server's),
     ``match``: used only for a request whose last user message contains this text.
+    ``faults``: faults for the requests that would take this reply, one per request, in order
+    (``{"kind": "status", "code": 500}``, ``{"kind": "drop", "after": 3}``…; the options of
+    :meth:`ProviderServer.fault`): a retried request meets the next one, then none.
     """
 
     reasoning: str = ""
@@ -57,6 +60,7 @@ class Reply:
     pace: float | None = None
     match: str | None = None
     prompt_tokens: int | None = None
+    faults: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def long(cls, n: int, content: str = "The answer is 42.", **kw: Any) -> Reply:

@@ -52,6 +52,8 @@ class RecordedRequest:
     headers: dict[str, str]
     json: Any
     time: float = field(default_factory=time.time)
+    #: the response body bytes written for this request, in order (chunk framing removed)
+    sent: list[bytes] = field(default_factory=list)
 
 
 @dataclass
@@ -111,6 +113,21 @@ class _State:
                 if r.match is None:
                     return self.replies.pop(i)
         return None
+
+    def reply_faults(self, messages: list[dict[str, Any]]) -> list[Fault]:
+        """The next fault of the scripted reply this request would take (see Reply.faults)."""
+        last = ""
+        for m in reversed(messages):
+            if m.get("role") == "user":
+                last = str(m.get("content"))
+                break
+        with self.lock:
+            r = next((r for r in self.replies if r.match is not None and r.match in last),
+                     None) or next((r for r in self.replies if r.match is None), None)
+            if r is None or not r.faults:
+                return []
+            f = dict(r.faults.pop(0))
+        return [Fault(f.pop("kind"), 1, int(f.pop("after", 0)), None, f)]
 
     def take_faults(self, route: str) -> list[Fault]:
         out = []
@@ -303,7 +320,8 @@ class _Handler(BaseHTTPRequestHandler):
         parts = [p for p in path.split("/") if p]
         if parts[:2] == ["_control", "requests"]:
             with self.st.lock:
-                reqs = [r.__dict__ for r in self.st.requests]
+                reqs = [{k: v for k, v in r.__dict__.items() if k != "sent"}  # bytes
+                        for r in self.st.requests]
             self._send_json(200, reqs)
             return
         if parts == ["v1", "models"]:  # the root looks like a plain vLLM server
@@ -344,8 +362,10 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         hdrs = {k: v for k, v in self.headers.items()}
+        rec = RecordedRequest("POST", unquote(path), route.name, hdrs, body)
+        self._sent: list[bytes] | None = rec.sent
         with self.st.lock:
-            self.st.requests.append(RecordedRequest("POST", unquote(path), route.name, hdrs, body))
+            self.st.requests.append(rec)
         try:
             self._chat(route, model_in_path, body)
         except _Handled:
@@ -437,6 +457,8 @@ class _Handler(BaseHTTPRequestHandler):
         if st.latency > 0:
             time.sleep(st.latency)
         faults = st.take_faults(route.name)
+        if isinstance(body.get("messages"), list):
+            faults += st.reply_faults(body["messages"])
         kinds = {f.kind: f for f in faults}
         if "status" in kinds:
             self._status_fault(route, kinds["status"])
@@ -693,8 +715,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _chunk(self, data: bytes, size: int = 0) -> None:
         pieces = [data[i:i + size] for i in range(0, len(data), size)] if size else [data]
+        sent = getattr(self, "_sent", None)
         for p in pieces:
             self.wfile.write(f"{len(p):x}\r\n".encode() + p + b"\r\n")
+            if sent is not None:
+                sent.append(p)
 
     def _end_chunks(self) -> None:
         self.wfile.write(b"0\r\n\r\n")

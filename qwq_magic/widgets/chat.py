@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 import warnings
 from pathlib import Path
@@ -292,14 +293,18 @@ class ChatPanel(anywidget.AnyWidget):
             self.notice = f"{name} is not supported by {self.provider_label or 'this provider'}"
             return
         try:
+            if (control["kind"] == "int" and isinstance(value, float)
+                    and not (math.isfinite(value) and value.is_integer())):
+                raise ValueError(f"{name} takes a whole number; got {value!r}")
             value = coerce(control, value)
             if value is not None:  # the provider's documented range, as for every other setter
                 info = self._choice.preset.model_info(self._choice.model)
                 validate({name: value}, info.params,
                          f"{self._choice.provider} ({self._choice.model})")
             self.session.params.update({name: value}, source="panel")
-        except (QwqError, ValueError, t.TraitError) as e:
-            self.notice = _error_line(e)
+        except (QwqError, ValueError, TypeError, OverflowError, t.TraitError) as e:
+            line = _error_line(e)  # always naming the parameter ("could not convert…" does not)
+            self.notice = line if name in line else f"{name}={value!r:.40}: {line}"
         else:
             self.notice = ""
 
