@@ -26,10 +26,9 @@ from browser_support import (
     Notebook,
     artifact,
     docs_screenshot,
-    launch_browser,
     save_console,
 )
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from qwq_magic.testing import ProviderServer, Reply
 
@@ -92,30 +91,6 @@ RECORDER_JS = """(root) => {
 
 
 # -- fixtures --------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def srv() -> Iterator[ProviderServer]:
-    with ProviderServer() as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
-    server = JupyterLab(tmp_path_factory.mktemp("jupyterlab")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        artifact("lab.log").write_text(server.log())
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_playwright() as pw:
-        b = launch_browser(pw)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 class LabPage:

@@ -38,12 +38,6 @@ RECORDER_JS = """(root) => {
 
 
 @pytest.fixture(scope="module")
-def srv() -> Iterator[ProviderServer]:
-    with ProviderServer() as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, list[str]]]:
     lab = JupyterLab(tmp_path_factory.mktemp("jupyterlab-compare")).start()
     console: list[str] = []

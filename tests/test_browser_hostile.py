@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from _figures import figure
-from browser_support import JupyterLab, Notebook, artifact, launch_browser, save_console
+from browser_support import (
+    JupyterLab,
+    Notebook,
+    artifact,
+    save_console,
+)
 from hostile import DEEP, PAYLOADS
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from qwq_magic.testing import ProviderServer, Reply
 
@@ -70,30 +74,6 @@ class Watch:
         return out
 
 
-@pytest.fixture(scope="module")
-def srv() -> Iterator[ProviderServer]:
-    with ProviderServer() as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
-    server = JupyterLab(tmp_path_factory.mktemp("jupyterlab-hostile")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        artifact("lab-hostile.log").write_text(server.log())
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_playwright() as pw:
-        b = launch_browser(pw)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _script(srv: ProviderServer, where: str) -> None:

@@ -8,13 +8,17 @@ Screenshots go to ``test-artifacts/browser/`` (``teach-*.png``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import nbformat
 import pytest
-from browser_support import JupyterLab, Notebook, artifact, launch_browser, save_console
-from playwright.sync_api import expect, sync_playwright
+from browser_support import (
+    JupyterLab,
+    Notebook,
+    artifact,
+    save_console,
+)
+from playwright.sync_api import expect
 
 from qwq_magic.testing import ProviderServer, Reply
 
@@ -24,30 +28,6 @@ SECRET = "First I count the legs: a cat has four, a bird has two. <b>not bold</b
 ANSWER = "A cat has **four** legs."
 
 
-@pytest.fixture(scope="module")
-def srv() -> Iterator[ProviderServer]:
-    with ProviderServer() as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
-    server = JupyterLab(tmp_path_factory.mktemp("jupyterlab-teach")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        artifact("lab-teach.log").write_text(server.log())
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_playwright() as pw:
-        b = launch_browser(pw)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def open_notebook(page: Any, lab: JupyterLab, name: str, ui: str = "lab") -> Notebook:
