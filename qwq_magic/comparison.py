@@ -25,11 +25,14 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .completion import Completion
-from .errors import ConfigurationError, MissingKeyError, ParameterError, QwqError
+from .errors import ConfigurationError, MissingKeyError, ParameterError, QwqError, RateLimitError
 from .events import INTERRUPTED
+
+if TYPE_CHECKING:
+    from ._concurrency import AdaptiveLimiter
 from .params import ALIASES, PARAM_NAMES
 
 __all__ = ["CompareInterrupted", "Comparison", "Run", "compare", "compare_cell"]
@@ -333,7 +336,11 @@ class Comparison:
         if self.state == "planned":
             self.state = "running"
             Comparison.last = self
-        sem = asyncio.Semaphore(self.concurrency)  # TODO(lead): qwq_magic._concurrency limiter
+        from ._concurrency import AdaptiveLimiter
+
+        # the same limiter as qm.map: a 429 that outlasts the client's retries halves the
+        # concurrency for the runs still waiting (honouring Retry-After), then it grows back
+        sem = AdaptiveLimiter(self.concurrency)
         order = sorted(self.runs, key=lambda r: (r.repeat, r.setting_index))
         tasks = [asyncio.ensure_future(self._one(r, sem)) for r in order]
         cancelled = True
@@ -347,12 +354,17 @@ class Comparison:
             self._settle(interrupted=cancelled)
         return self
 
-    async def _one(self, run: Run, sem: asyncio.Semaphore) -> None:
+    async def _one(self, run: Run, sem: AdaptiveLimiter) -> None:
         try:
             async with sem:
                 run.status = "streaming"
                 self.version += 1
-                await self._stream(run)
+                try:
+                    await self._stream(run)
+                except RateLimitError as e:
+                    sem.rate_limited(e.retry_after)
+                    raise
+                sem.success()
                 run.status = "complete"
         except asyncio.CancelledError:
             run.status = "interrupted" if run.status == "streaming" else "not run"
