@@ -74,6 +74,15 @@ class _HTTPServer(ThreadingHTTPServer):
     # by the kernel a second later (a stall no real provider shows)
     request_queue_size = 128
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # a client that hangs up (a stopped stream, an interrupt, the soak's drops) is normal
+        # here: say nothing; anything else is a bug of the server and is printed
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError,
+                                              ConnectionAbortedError)):
+            super().handle_error(request, client_address)
+
 
 class _State:
     def __init__(self) -> None:
