@@ -106,7 +106,13 @@ def test_random_interrupts_keep_every_character_and_the_kernel_usable(provider_s
             early = _until_executing(kc, msg_id)  # a SIGINT before that would hit nothing
             # every 6th round: while the request waits for a slow server (before the reply
             # starts); the others at a random point of the stream
-            time.sleep(0.3 if i % 6 == 0 else rng.uniform(0.1, 1.5))
+            if i % 6 == 0:  # inside the HTTP wait for sure, however loaded the machine is
+                deadline = time.monotonic() + 30
+                while srv.state.in_flight == 0 and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                time.sleep(0.2)
+            else:
+                time.sleep(rng.uniform(0.1, 1.5))
             km.interrupt_kernel()
             counts["interrupts"] += 1
             reply, late = _wait(kc, msg_id)
