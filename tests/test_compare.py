@@ -433,25 +433,9 @@ def test_interrupting_a_kernel_keeps_the_comparison_and_stops_run_all(provider_s
     km, kc = start_new_kernel(kernel_name="python3")
 
     def collect(msg_id: str) -> tuple[dict, list[dict]]:
-        iopub: list[dict] = []
-        reply = None
-        end = time.monotonic() + 30
-        while reply is None and time.monotonic() < end:
-            try:
-                m = kc.get_shell_msg(timeout=0.1)
-                if m["parent_header"].get("msg_id") == msg_id:
-                    reply = m
-            except queue.Empty:
-                pass
-            while True:
-                try:
-                    m = kc.get_iopub_msg(timeout=0.01)
-                except queue.Empty:
-                    break
-                if m["parent_header"].get("msg_id") == msg_id:
-                    iopub.append(m)
-        assert reply is not None, "no execute_reply"
-        return reply, iopub
+        from kernel_support import collect as collect_reply
+
+        return collect_reply(kc, msg_id, 30)
 
     try:
         setup = kc.execute(f"%load_ext qwq_magic\n%qwq use openai --base-url "

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from _figures import figure
 from jupyter_client.manager import start_new_kernel
+from kernel_support import collect
 
 from qwq_magic.testing import Reply
 
@@ -31,33 +32,7 @@ WORDS = ["think", "<", "a<b", "step", "ünï", "😀", "then", "<tag", "again,",
 
 
 def _wait(kc: Any, msg_id: str, timeout: float = 60) -> tuple[dict[str, Any], list[dict]]:
-    iopub: list[dict] = []
-    reply = None
-    deadline = time.monotonic() + timeout
-    while reply is None and time.monotonic() < deadline:
-        try:
-            m = kc.get_shell_msg(timeout=0.05)
-            if m["parent_header"].get("msg_id") == msg_id:
-                reply = m
-        except queue.Empty:
-            pass
-        while True:
-            try:
-                m = kc.get_iopub_msg(timeout=0.01)
-            except queue.Empty:
-                break
-            if m["parent_header"].get("msg_id") == msg_id:
-                iopub.append(m)
-    assert reply is not None, "the kernel did not answer"
-    # drain what is left of this request's output
-    while True:
-        try:
-            m = kc.get_iopub_msg(timeout=0.05)
-        except queue.Empty:
-            break
-        if m["parent_header"].get("msg_id") == msg_id:
-            iopub.append(m)
-    return reply, iopub
+    return collect(kc, msg_id, timeout, drain=True)
 
 
 def _until_executing(kc: Any, msg_id: str, timeout: float = 30) -> list[dict]:

@@ -9,6 +9,7 @@ import time
 import nbformat
 import pytest
 from jupyter_client.manager import start_new_kernel
+from kernel_support import collect
 from nbclient import NotebookClient
 
 from qwq_magic.testing import Reply
@@ -49,26 +50,7 @@ def test_notebook_runs_streams_and_saves_the_final_state(provider_server):
 
 
 def _collect(kc, msg_id: str, timeout: float = 30) -> tuple[dict, list[dict]]:
-    """The execute_reply for ``msg_id`` and the iopub messages of that request."""
-    iopub: list[dict] = []
-    deadline = time.monotonic() + timeout
-    reply = None
-    while reply is None and time.monotonic() < deadline:
-        try:
-            m = kc.get_shell_msg(timeout=0.1)
-            if m["parent_header"].get("msg_id") == msg_id:
-                reply = m
-        except queue.Empty:
-            pass
-        while True:
-            try:
-                m = kc.get_iopub_msg(timeout=0.01)
-            except queue.Empty:
-                break
-            if m["parent_header"].get("msg_id") == msg_id:
-                iopub.append(m)
-    assert reply is not None, "no execute_reply"
-    return reply, iopub
+    return collect(kc, msg_id, timeout)
 
 
 def test_interrupt_keeps_partial_and_stops_run_all(provider_server):
