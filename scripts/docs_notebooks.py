@@ -29,6 +29,9 @@ OUT = ROOT / "docs" / "tutorials"
 PROVIDER_VARS = ("QWQ_", "DEEPINFRA_", "AIMLAPI_", "CLOUDFLARE_", "OPENAI_")
 # links between notebooks (`[x](reasoning.ipynb)`) point at the tutorial's page on the site
 _NB_LINK = re.compile(r"\]\((?!\w+:)([\w-]+)\.ipynb(#[^)\s]*)?\)")
+# links from a notebook to a docs page (`[x](../docs/batch.md)`, right on GitHub) point at the
+# page on the site (tutorials/<name>/ is two levels below the site's root)
+_DOC_LINK = re.compile(r"\]\(\.\./docs/([\w-]+)\.md(#[^)\s]*)?\)")
 _HEADING = re.compile(r"^(#{1,6} .*)$", re.M)
 
 
@@ -39,6 +42,7 @@ def for_the_site(nb: nbformat.NotebookNode) -> None:
         if cell.cell_type != "markdown":
             continue
         src = _NB_LINK.sub(lambda m: f"](../{m.group(1)}/{m.group(2) or ''})", cell.source)
+        src = _DOC_LINK.sub(lambda m: f"](../../{m.group(1)}/{m.group(2) or ''})", src)
         cell.source = _HEADING.sub(lambda m: m.group(1).replace("`", ""), src)
 
 
