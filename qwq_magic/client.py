@@ -30,7 +30,7 @@ from .errors import (
     mask,
     redact,
 )
-from .events import INTERRUPTED, ContentDelta, Event, ReasoningDelta
+from .events import INTERRUPTED, Event
 from .params import SamplingParams, normalize_names
 from .providers import PRESETS, Preset, servers
 from .reasoning import ThinkMode
@@ -40,7 +40,6 @@ from .resolve import Choice, resolve
 __all__ = ["AsyncStream", "Client", "Stream"]
 
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
-_TEXT = (ContentDelta, ReasoningDelta)
 USER_AGENT = f"qwq-magic/{__version__}"
 _BACKGROUND: set[asyncio.Task[None]] = set()
 

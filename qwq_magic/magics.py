@@ -21,9 +21,6 @@ from .params import REGISTRY
 from .resolve import LOCAL_PORTS
 from .state import session
 
-# sampling flags, from the one parameter registry: (flag, parameter name, type)
-PARAM_FLAGS: list[tuple[str, str, type]] = [
-    (p.flag, p.name, p.kind) for p in REGISTRY if p.flag and p.kind in (int, float)]
 
 class Command(NamedTuple):
     """One ``%qwq`` subcommand: its usage line, what it does, and the function that runs it
