@@ -136,20 +136,30 @@ class Call:
         if name == "error":
             msg, code = error_from_obj(obj)
             raise self._broken(f"the provider reported an error mid-stream: {msg}", code=code)
+        self._parse(obj, out, "chunk", data)
+
+    def _parse(self, obj: dict[str, Any], out: list[Event], what: str, data: str | bytes
+               ) -> None:
+        """Parse one decoded ``chunk`` or ``body`` into ``out``; what it held before a failure
+        is folded in first (nothing received is lost), then the failure is raised as ours."""
         raw = self._raw
+        failure: StreamError | None = None
+        odd_shape = False
         try:
             self.parse(obj, raw)
         except StreamError as e:
-            self._fold(raw, out)  # what the chunk held before the error is kept
-            raw.clear()
-            raise self._broken(str(e), code=e.code) from None
+            failure = e
         except (AttributeError, TypeError, KeyError, IndexError, ValueError, RecursionError):
-            self._fold(raw, out)
-            raw.clear()
-            raise self._broken(f"the provider sent a chunk of an unexpected shape: "
-                               f"{_show(data)}") from None
+            odd_shape = True
         self._fold(raw, out)
         raw.clear()
+        if odd_shape:
+            raise self._broken(f"the provider sent a {what} of an unexpected shape: "
+                               f"{_show(data)}")
+        if failure is not None:
+            if what == "body":  # a whole body's error is the provider's own, as it said it
+                raise failure
+            raise self._broken(str(failure), code=failure.code)
 
     def _fold(self, raw: list[Event], out: list[Event]) -> None:
         """Split inline reasoning, fold into the Completion; append what comes out to out."""
@@ -179,20 +189,7 @@ class Call:
             raise self._broken(f"the provider sent a body that is not a JSON object: "
                                f"{_show(text)}")
         out: list[Event] = []
-        raw = self._raw
-        try:
-            self.parse(obj, raw)
-        except StreamError:
-            self._fold(raw, out)
-            raw.clear()
-            raise
-        except (AttributeError, TypeError, KeyError, IndexError, ValueError, RecursionError):
-            self._fold(raw, out)
-            raw.clear()
-            raise self._broken(f"the provider sent a body of an unexpected shape: "
-                               f"{_show(text)}") from None
-        self._fold(raw, out)
-        raw.clear()
+        self._parse(obj, out, "body", text)
         return out
 
     def flush_held(self) -> list[Event]:
